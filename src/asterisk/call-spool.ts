@@ -1,0 +1,57 @@
+/**
+ * Call files for the S route: at most one pending call per app_sms queue,
+ * as smsq does, because one `SMS(QUEUE,s)` call sends every queued file.
+ * The row is committed before the file is written, so after a crash a row
+ * without its file just leads to a new call; a file is never written twice.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../config.js';
+import type { Journal } from '../journal/journal.js';
+import { renderCallFile } from './call-file.js';
+import { writeViaStaging } from '../spool/atomic-write.js';
+
+export interface CallSpoolOptions {
+  fsync: boolean;
+}
+
+export class SmsCallSpool {
+  constructor(
+    private readonly config: Config,
+    private readonly journal: Journal,
+    private readonly options: CallSpoolOptions,
+  ) {}
+
+  /** True when a call file we wrote for this queue still waits in outgoing/. */
+  hasPendingCall(queue: string): boolean {
+    let pending = false;
+    for (const call of this.journal.pendingCalls('S', queue)) {
+      // existsSync stats; it never opens the file (SPEC §1: never open files in outgoing/).
+      if (existsSync(path.join(this.config.spool.outgoing, call.fileName))) pending = true;
+      else this.journal.finishCallRow(call.id, null); // Asterisk has taken it (outcome read elsewhere)
+    }
+    return pending;
+  }
+
+  /** Makes sure exactly one call will run `SMS(queue,s)` on `channel`. Returns the new file name, if one was written. */
+  ensureCall(queue: string, channel: string, firstMessageId: number | null): string | undefined {
+    if (this.hasPendingCall(queue)) return undefined;
+    const { sms, centre, spool } = this.config;
+    const call = this.journal.addCall(
+      { service: 'S', queue, channel, messageId: firstMessageId, attempt: 1 },
+      (id) => `smsr-S-${queue}-${id}.call`,
+    );
+    const body = renderCallFile({
+      channel,
+      callerId: `SMS <${centre.sendNumber}>`,
+      maxRetries: sms.maxRetries,
+      retryTime: sms.retryTime,
+      waitTime: sms.waitTime,
+      archive: true,
+      application: 'SMS',
+      data: `${queue},s`,
+    });
+    writeViaStaging(spool.tmp, spool.outgoing, call.fileName, Buffer.from(body), { fsync: this.options.fsync });
+    return call.fileName;
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * Pure routing decision: given a journal row and what the directory says of
+ * its recipient, what should happen to it. No I/O here.
+ */
+import type { Recipient, ServiceLetter } from './directory/recipients.js';
+
+export type NoticeReason = 'disabled' | 'unknown';
+
+export type Plan =
+  /** Hand the message to the recipient's service. */
+  | { action: 'deliver'; service: ServiceLetter; recipient: Recipient }
+  /** The message cannot be delivered: tell its sender. */
+  | { action: 'notify-sender'; reason: NoticeReason }
+  /** A notice that cannot be delivered is only logged, never answered with another notice. */
+  | { action: 'drop-notice'; reason: NoticeReason };
+
+export function planFor(message: { kind: 'message' | 'notice' }, recipient: Recipient | undefined): Plan {
+  const reason: NoticeReason | undefined = !recipient ? 'unknown' : recipient.service === 'N' ? 'disabled' : undefined;
+  if (reason) return message.kind === 'notice' ? { action: 'drop-notice', reason } : { action: 'notify-sender', reason };
+  return { action: 'deliver', service: recipient!.service, recipient: recipient! };
+}
+
+/** Fills a notice template: `{to}` is the number that could not be reached, `{from}` the sender. */
+export function noticeText(template: string, values: { to: string; from: string }): string {
+  return template.replace(/\{(to|from)\}/g, (_, k: 'to' | 'from') => values[k]);
+}

@@ -1,0 +1,91 @@
+/**
+ * Route S: an SMS to an analog phone. Each part becomes `sms/mttx/QUEUE.ID-N`
+ * (a dot-file renamed in), then one pending call per queue runs SMS(QUEUE,s).
+ * File names are derived from the journal id, so routing the same row again
+ * after a crash rewrites the same files instead of adding copies.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { Recipient } from '../directory/recipients.js';
+import type { Journal, MessageRow } from '../journal/journal.js';
+import { queueForNumber } from '../numbers.js';
+import { encodeSmsFile } from '../spool/sms-file.js';
+import { sanitizeForSms, splitMessage, chooseEncoding, type SmsPart } from '../spool/encoding.js';
+import { writeViaDotFile } from '../spool/atomic-write.js';
+import { SmsCallSpool } from '../asterisk/call-spool.js';
+
+export interface DeliveryItem {
+  message: MessageRow;
+  recipient: Recipient;
+}
+
+export class SmsRoute {
+  readonly letter = 'S' as const;
+  private readonly calls: SmsCallSpool;
+
+  constructor(
+    private readonly config: Config,
+    private readonly journal: Journal,
+    private readonly log: Logger,
+    private readonly options: { fsync: boolean },
+  ) {
+    this.calls = new SmsCallSpool(config, journal, options);
+  }
+
+  /** The parts a message becomes; a multipart message gets (once) a reference from the journal. */
+  partsFor(message: MessageRow): SmsPart[] {
+    const { text } = sanitizeForSms(message.text, this.config.sms.unsupportedCharacter);
+    if (message.udh) {
+      // Already a part (a phone split it): forward it as it is; the phone at the far end reassembles.
+      const encoding = chooseEncoding(text);
+      const fits = splitMessage(text, { reference: 0 }).length === 1;
+      if (fits) return [{ text, udh: message.udh, encoding, dcs: encoding === 'ucs2' ? 8 : undefined }];
+    }
+    const single = splitMessage(text, { reference: 0, referenceBits: this.config.sms.referenceBits });
+    if (single.length === 1) return single;
+    const reference = this.referenceFor(message);
+    return splitMessage(text, { reference, referenceBits: this.config.sms.referenceBits });
+  }
+
+  private referenceFor(message: MessageRow): number {
+    const stored = message.detail ? (JSON.parse(message.detail) as { reference?: number }).reference : undefined;
+    if (stored !== undefined) return stored;
+    return this.journal.transaction(() => {
+      const reference = this.journal.nextConcatReference(message.da, this.config.sms.referenceBits);
+      this.journal.setRouteDetail(message.id, { reference });
+      return reference;
+    });
+  }
+
+  deliver(items: readonly DeliveryItem[]): void {
+    const queues = new Map<string, { channel: string; firstId: number }>();
+    for (const { message, recipient } of items) {
+      const queue = queueForNumber(recipient.number);
+      const parts = this.partsFor(message);
+      parts.forEach((part, i) => {
+        const file = encodeSmsFile({
+          oa: message.oa,
+          da: message.da,
+          scts: message.scts ?? undefined,
+          udh: part.udh,
+          dcs: part.dcs,
+          text: part.text,
+        });
+        writeViaDotFile(this.config.spool.mttx, `${queue}.${message.id}-${i + 1}`, file, { fsync: this.options.fsync });
+      });
+      if (!queues.has(queue)) queues.set(queue, { channel: recipient.channel, firstId: message.id });
+    }
+    for (const [queue, { channel, firstId }] of queues) {
+      const written = this.calls.ensureCall(queue, channel, firstId);
+      if (written) this.log.debug({ queue, callFile: written }, 'call file queued');
+    }
+    this.journal.transaction(() => {
+      for (const { message, recipient } of items) {
+        this.journal.update(message.id, { state: 'spooled', route: 'S', channel: recipient.channel, attempts: message.attempts + 1 });
+      }
+    });
+    for (const { message } of items) {
+      this.log.info({ msgId: message.id, from: message.oa, to: message.da, route: 'S', outcome: 'spooled', kind: message.kind }, 'message spooled for the phone');
+    }
+  }
+}

@@ -1,0 +1,69 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { loadConfig, parseConfig } from '../../src/config.js';
+import { ConfigError } from '../../src/errors.js';
+
+const EXAMPLE = fileURLToPath(new URL('../../../config/sms-router.example.toml', import.meta.url));
+const DEMO = fileURLToPath(new URL('../../../config/demo.toml', import.meta.url));
+
+function fails(toml: string, key: string, expected: RegExp) {
+  assert.throws(
+    () => parseConfig('/etc/sms-router/test.toml', toml),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError, String(err));
+      assert.equal(err.file, '/etc/sms-router/test.toml');
+      assert.equal(err.key, key);
+      assert.match(err.expected, expected);
+      assert.ok(err.message.startsWith('/etc/sms-router/test.toml: '));
+      return true;
+    },
+  );
+}
+
+const MIN = '[centre]\nreceive_number = "1000"\nsend_number = "1000"\n';
+
+test('the example file documents every key with its default and loads', () => {
+  const c = loadConfig(EXAMPLE);
+  const text = readFileSync(EXAMPLE, 'utf8');
+  for (const key of ['root', 'quarantine', 'max_file_size', 'rescan_interval', 'create_missing', 'fsync', 'batch_size', 'path', 'receive_number', 'send_number', 'max_retries', 'retry_time', 'wait_time', 'reference_bits', 'unsupported_character', 'disabled', 'unknown', 'level']) {
+    assert.match(text, new RegExp(`^${key} = `, 'm'), `${key} documented`);
+  }
+  assert.equal(c.spool.root, '/var/spool/asterisk');
+  assert.equal(c.spool.morx, '/var/spool/asterisk/sms/morx');
+  assert.equal(c.spool.mttx, '/var/spool/asterisk/sms/mttx');
+  assert.equal(c.spool.outgoing, '/var/spool/asterisk/outgoing');
+  assert.equal(c.spool.outgoingDone, '/var/spool/asterisk/outgoing_done');
+  assert.equal(c.spool.tmp, '/var/spool/asterisk/tmp');
+  assert.equal(c.spool.quarantine, '/var/spool/asterisk/sms/morx-rejected');
+  assert.ok(Object.isFrozen(c) && Object.isFrozen(c.spool));
+});
+
+test('defaults equal the example file, so the example never lies', () => {
+  const example = loadConfig(EXAMPLE);
+  const minimal = parseConfig('/etc/sms-router/sms-router.toml', MIN);
+  assert.deepEqual({ ...minimal, file: '' }, { ...example, file: '' });
+});
+
+test('the demo config points at a local tree relative to itself', () => {
+  const c = loadConfig(DEMO);
+  assert.ok(c.spool.root.endsWith('/var/spool'));
+  assert.ok(!c.spool.root.startsWith('/var/spool'));
+  assert.equal(c.spool.createMissing, true);
+});
+
+test('errors name the file, the key and what was expected', () => {
+  fails('', 'centre.receive_number', /required/);
+  fails(MIN + '[spool]\nroott = "/x"\n', 'spool.roott', /unknown key.*root/);
+  fails(MIN + '[spol]\n', 'spol', /unknown section/);
+  fails(MIN + '[sms]\nmax_retries = "3"\n', 'sms.max_retries', /an integer, found a string/);
+  fails(MIN + '[sms]\nmax_retries = 1.5\n', 'sms.max_retries', /an integer, found a float/);
+  fails(MIN + '[sms]\nreference_bits = 12\n', 'sms.reference_bits', /8 or 16/);
+  fails(MIN + '[sms]\nunsupported_character = "😀"\n', 'sms.unsupported_character', /Basic Multilingual Plane/);
+  fails('[centre]\nreceive_number = "12/34"\nsend_number = "1"\n', 'centre.receive_number', /digits/);
+  fails('spool = 3\n' + MIN, 'spool', /table/);
+  fails(MIN + '[log]\nlevel = "loud"\n', 'log.level', /one of/);
+  fails('[centre\n', 'line 1 column 8', /valid TOML/);
+  assert.throws(() => loadConfig('/nonexistent/sms-router.toml'), /\/nonexistent\/sms-router.toml: \(file\): a readable TOML file \(ENOENT\)/);
+});
