@@ -22,6 +22,7 @@ import { noticeText, planFor, type NoticeReason } from './router.js';
 import { SmsRoute, type DeliveryItem } from './routes/sms.js';
 import { listInbox, quarantine, readInboxFile } from './spool/inbox.js';
 import { decodeSmsFile } from './spool/sms-file.js';
+import { isoLocal } from './spool/scts.js';
 
 /** A route able to take messages now. Routes not built yet are `null`: their messages wait as `pending`. */
 export interface Route {
@@ -301,7 +302,7 @@ export class Daemon {
           da: message.oa,
           text,
           udh: null,
-          scts: message.scts,
+          scts: isoLocal(new Date()),
           mr: null,
           dcs: null,
           pid: null,

@@ -3,11 +3,11 @@
  * Process entry: argv, config, logger, daemon. The only module that touches
  * process signals and exit codes.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig, type Config, type LogLevel } from './config.js';
 import { Daemon } from './daemon.js';
-import { errorCode, errorMessage, SmsRouterError, UsageError } from './errors.js';
+import { errorCode, errorMessage, SmsRouterError, SpoolUnusableError, UsageError } from './errors.js';
 import { createLogger } from './logger.js';
 import { decodeFiles } from './cli/decode.js';
 import { writeMorx } from './cli/send.js';
@@ -105,6 +105,11 @@ async function sendCommand(args: string[]): Promise<number> {
   if (!values.from || !values.to) throw new UsageError('send needs --from NUMBER and --to NUMBER');
   const cfg = config(values.config);
   const text = positionals.length ? positionals.join(' ') : await readStdin();
+  // app_sms creates sms/morx when it first writes there; so do we, but only inside an existing spool.
+  if (!cfg.spool.createMissing && !existsSync(cfg.spool.root)) {
+    throw new SpoolUnusableError(cfg.spool.root, `it does not exist; set [spool] root in ${cfg.file}`);
+  }
+  mkdirSync(cfg.spool.morx, { recursive: true });
   const names = writeMorx(cfg.spool.morx, { from: values.from, to: values.to, text, substitute: cfg.sms.unsupportedCharacter });
   for (const n of names) process.stdout.write(`${n}\n`);
   return 0;

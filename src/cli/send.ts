@@ -7,12 +7,8 @@ import { encodeSmsFile } from '../spool/sms-file.js';
 import { sanitizeForSms, splitMessage } from '../spool/encoding.js';
 import { writeNewViaDotFile } from '../spool/atomic-write.js';
 import { queueForNumber, assertNumber } from '../numbers.js';
+import { isoLocal } from '../spool/scts.js';
 
-/** app_sms's isodate(): local time, no zone. */
-export function isoLocal(d: Date): string {
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
-}
 
 export interface SendRequest {
   from: string;
