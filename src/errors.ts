@@ -19,6 +19,17 @@ export type ErrorCode =
   | 'CSV_INVALID'
   | 'DATABASE'
   | 'CALL_FILE_UNSAFE'
+  | 'AMI_NOT_CONNECTED'
+  | 'AMI_DISCONNECTED'
+  | 'AMI_TIMEOUT'
+  | 'AMI_LOGIN_FAILED'
+  | 'AMI_UNSAFE_VALUE'
+  | 'AMI_PROTOCOL'
+  | 'AGI_HANGUP'
+  | 'AGI_TIMEOUT'
+  | 'AGI_CLOSED'
+  | 'AGI_PROTOCOL'
+  | 'AGI_UNSAFE_VALUE'
   | 'USAGE';
 
 export class SmsRouterError extends Error {

@@ -1,0 +1,407 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { inspect } from 'node:util';
+import { AmiClient, AmiError, backoffDelay, type AmiClientOptions } from '../../src/asterisk/ami/client.js';
+import type { AmiMessage } from '../../src/asterisk/ami/framing.js';
+import { SmsRouterError } from '../../src/errors.js';
+import { FakeAmiServer, GREETING, TEXT } from '../fakes/ami-server.js';
+
+const SECRET = 'S3cr3t-must-never-be-logged';
+
+interface LogLine {
+  level: string;
+  obj: object;
+  msg: string;
+}
+
+function captureLogger() {
+  const lines: LogLine[] = [];
+  const at = (level: string) => (obj: object, msg: string) => lines.push({ level, obj, msg });
+  return { lines, logger: { info: at('info'), warn: at('warn'), debug: at('debug') } };
+}
+
+async function setup(t: TestContext, options: Partial<AmiClientOptions> = {}) {
+  const fake = await FakeAmiServer.start();
+  fake.secret = SECRET;
+  const log = captureLogger();
+  const client = new AmiClient({
+    host: fake.host,
+    port: fake.port,
+    username: fake.username,
+    secret: SECRET,
+    logger: log.logger,
+    backoff: { initialMs: 10, maxMs: 40, factor: 2, jitter: 0 },
+    ...options,
+  });
+  t.after(async () => {
+    await client.stop();
+    await fake.close();
+  });
+  return { fake, client, log };
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: string): Promise<SmsRouterError> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof SmsRouterError, String(err));
+    assert.equal(err.code, code, err.message);
+    return err;
+  }
+  assert.fail(`expected a rejection with ${code}`);
+}
+
+/** Collects the arguments of the next `n` emissions of `name`. */
+function collect<T>(emitter: AmiClient, name: 'event' | 'loginFailed' | 'backoff' | 'state', n: number, timeoutMs = 5_000): Promise<T[]> {
+  const seen: T[] = [];
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      emitter.off(name, on);
+      reject(new Error(`only ${seen.length} of ${n} '${name}' emissions`));
+    }, timeoutMs);
+    const on = (value: unknown) => {
+      seen.push(value as T);
+      if (seen.length < n) return;
+      clearTimeout(timer);
+      emitter.off(name, on);
+      resolve(seen);
+    };
+    emitter.on(name, on);
+  });
+}
+
+test('action() before login rejects at once with AMI_NOT_CONNECTED; login sends Events: off', async (t) => {
+  const { fake, client } = await setup(t);
+  await rejectsWith(client.action('Ping'), 'AMI_NOT_CONNECTED');
+  await rejectsWith(client.waitConnected(), 'AMI_NOT_CONNECTED');
+  client.start();
+  await client.waitConnected(5_000);
+  assert.equal(client.state, 'connected');
+  const [login, ...more] = fake.actionsNamed('Login');
+  assert.equal(more.length, 0);
+  assert.equal(login?.message.get('Events'), 'off');
+  assert.equal(login?.message.get('Username'), 'labami');
+  assert.ok(login?.actionId, 'login carries an ActionID');
+  assert.match(fake.receivedBytes().toString('utf8'), /^Action: Login\r\n(?:[A-Za-z]+: [^\r\n]*\r\n)*Events: off\r\n(?:[A-Za-z]+: [^\r\n]*\r\n)*\r\n$/);
+  assert.equal(client.reconnects, 0);
+  const pong = await client.action('Ping');
+  assert.equal(pong.get('Ping'), 'Pong');
+
+  // And `events: true` asks for them.
+  const other = new AmiClient({ host: fake.host, port: fake.port, username: fake.username, secret: SECRET, events: true });
+  t.after(() => other.stop());
+  other.start();
+  await other.waitConnected(5_000);
+  assert.equal(fake.actionsNamed('Login').at(-1)?.message.get('Events'), 'on');
+});
+
+test('MessageSend answers come back as resolved values with the recorded texts', async (t) => {
+  const { fake, client } = await setup(t);
+  fake.messageSendErrors.set('sip:nosuchpeer', TEXT.failed);
+  client.start();
+  await client.waitConnected(5_000);
+  const send = (fields: Record<string, string>) => client.action('MessageSend', { From: 'sip:labami@127.0.0.1', Body: 'hi', ...fields });
+  const ok = await send({ To: 'sip:msgpeer' });
+  assert.deepEqual([ok.get('Response'), ok.get('Message')], ['Success', TEXT.sent]);
+  for (const [fields, text] of [
+    [{ To: 'sip:nosuchpeer' }, TEXT.failed],
+    [{ To: 'bogus:someone' }, TEXT.noTech],
+    [{}, TEXT.noTo],
+  ] as const) {
+    const r = await send(fields);
+    assert.deepEqual([r.get('Response'), r.get('Message')], ['Error', text]);
+  }
+  assert.deepEqual(
+    fake.delivered.map((d) => [d.to, d.body]),
+    [['sip:msgpeer', 'hi']],
+  );
+});
+
+test('200 concurrent actions each get their own response, answered out of order with events between', async (t) => {
+  const { fake, client } = await setup(t);
+  fake.reply = (a) => (a.name === 'Ping' ? [['Response', 'Success'], ['Ping', 'Pong'], ['Echo', a.message.get('Echo') ?? '']] : undefined);
+  client.start();
+  await client.waitConnected(5_000);
+  fake.chunking = { mode: 'batch', count: 50, reverse: true };
+  fake.interleaveEvents = 1;
+  const events = collect<AmiMessage>(client, 'event', 200);
+  const results = await Promise.all(Array.from({ length: 200 }, (_, i) => client.action('Ping', { Echo: `n${i}` })));
+  results.forEach((r, i) => assert.equal(r.get('Echo'), `n${i}`));
+  const seen = await events;
+  assert.ok(seen.every((e) => e.get('Event') === 'FakeTick'), 'events (even with an ActionID) are never taken for responses');
+  const ids = new Set(fake.actionsNamed('Ping').map((a) => a.actionId));
+  assert.equal(ids.size, 200, 'every action had its own ActionID');
+});
+
+test('responses split at any byte, or one byte per write, reach the client intact', async (t) => {
+  const { fake, client } = await setup(t);
+  client.start();
+  await client.waitConnected(5_000);
+  for (const chunking of [{ mode: 'bytes' }, { mode: 'split', at: [1, 16, 17, 18, 30] }] as const) {
+    fake.chunking = chunking;
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => client.action('MessageSend', { To: i % 2 ? 'sip:a' : 'bogus:b', Body: `b${i}` })));
+    results.forEach((r, i) => assert.equal(r.get('Message'), i % 2 ? TEXT.sent : TEXT.noTech));
+  }
+});
+
+test('the server dies with 100 MessageSends pending: all reject fast, the client reconnects, the resend delivers each once', async (t) => {
+  const actionTimeoutMs = 10_000;
+  const { fake, client } = await setup(t, { actionTimeoutMs });
+  client.start();
+  await client.waitConnected(5_000);
+  fake.stalled.add('messagesend');
+  const bodies = Array.from({ length: 100 }, (_, i) => `body ${i} zażółć`);
+  const sends = bodies.map((Body) => client.action('MessageSend', { To: 'sip:msgpeer', Body }));
+  await fake.waitFor(() => fake.actionsNamed('MessageSend').length === 100, 5_000, '100 MessageSends');
+
+  const disconnected = once(client, 'disconnected');
+  const started = performance.now();
+  await fake.stopListening();
+  const outcomes = await Promise.allSettled(sends);
+  const elapsed = performance.now() - started;
+  for (const o of outcomes) {
+    assert.equal(o.status, 'rejected');
+    assert.ok(o.reason instanceof AmiError);
+    assert.equal(o.reason.code, 'AMI_DISCONNECTED');
+  }
+  assert.ok(elapsed < actionTimeoutMs / 4, `rejected after ${elapsed} ms, not at the action timeout`);
+  const [err] = await disconnected;
+  assert.equal((err as AmiError).code, 'AMI_DISCONNECTED');
+  assert.notEqual(client.state, 'connected');
+  await rejectsWith(client.action('Ping'), 'AMI_NOT_CONNECTED');
+  assert.equal(fake.delivered.length, 0);
+
+  // The PBX comes back on the same port: the client finds it by itself.
+  fake.stalled.clear();
+  const connected = once(client, 'connected');
+  await fake.listen();
+  await connected;
+  assert.equal(client.reconnects, 1);
+  const resent = await Promise.all(bodies.map((Body) => client.action('MessageSend', { To: 'sip:msgpeer', Body })));
+  assert.ok(resent.every((r) => r.get('Message') === TEXT.sent));
+  const counts = new Map<string, number>();
+  for (const d of fake.delivered) counts.set(d.body, (counts.get(d.body) ?? 0) + 1);
+  assert.equal(counts.size, 100);
+  for (const body of bodies) assert.equal(counts.get(body), 1, body);
+});
+
+test('the connection drops mid-action: the PBX got it, the caller learns AMI_DISCONNECTED at once', async (t) => {
+  const { fake, client } = await setup(t);
+  client.start();
+  await client.waitConnected(5_000);
+  fake.dropAfter(3);
+  const send = (i: number) => client.action('MessageSend', { To: 'sip:msgpeer', Body: `m${i}` });
+  assert.equal((await send(1)).get('Message'), TEXT.sent);
+  assert.equal((await send(2)).get('Message'), TEXT.sent);
+  await rejectsWith(send(3), 'AMI_DISCONNECTED');
+  assert.deepEqual(
+    fake.actionsNamed('MessageSend').map((a) => a.message.get('Body')),
+    ['m1', 'm2', 'm3'],
+    'the third did reach the PBX: its outcome is unknown, not "not sent"',
+  );
+  assert.deepEqual(
+    fake.delivered.map((d) => d.body),
+    ['m1', 'm2'],
+  );
+  await client.waitConnected(5_000);
+  assert.equal(client.reconnects, 1);
+});
+
+test('a stalled action times out with AMI_TIMEOUT and its late response is ignored', async (t) => {
+  const { fake, client } = await setup(t);
+  client.start();
+  await client.waitConnected(5_000);
+  const events: AmiMessage[] = [];
+  client.on('event', (e) => events.push(e));
+  fake.stalled.add('ping');
+  const started = performance.now();
+  const err = await rejectsWith(client.action('Ping', {}, { timeoutMs: 50 }), 'AMI_TIMEOUT');
+  assert.ok(performance.now() - started >= 45);
+  assert.match(err.message, /Ping/);
+  fake.stalled.clear();
+  fake.answerStalled(); // the late answer arrives before the next one on the same connection
+  const next = await client.action('Ping');
+  assert.notEqual(next.get('ActionID'), fake.actionsNamed('Ping')[0]?.actionId);
+  assert.equal(events.length, 0, 'a late response is not an event');
+  assert.equal(client.state, 'connected');
+});
+
+test('backoff grows by the factor, is capped, and jitter stays within bounds', () => {
+  const b = { initialMs: 100, maxMs: 1_000, factor: 2, jitter: 0 };
+  assert.deepEqual(
+    Array.from({ length: 7 }, (_, n) => backoffDelay(n, b)),
+    [100, 200, 400, 800, 1_000, 1_000, 1_000],
+  );
+  assert.equal(backoffDelay(10_000, b), 1_000, 'no overflow');
+  const j = { ...b, jitter: 0.2 };
+  for (let n = 0; n < 8; n++) {
+    const base = Math.min(1_000, 100 * 2 ** n);
+    for (const r of [0, 0.25, 0.5, 0.999]) {
+      const d = backoffDelay(n, j, () => r);
+      assert.ok(d >= Math.floor(base * 0.8) && d <= Math.min(1_000, Math.ceil(base * 1.2)), `${n}/${r}: ${d}`);
+    }
+  }
+  assert.equal(backoffDelay(0, {}, () => 0.5), 250, 'default initial 250 ms');
+  assert.equal(backoffDelay(50, {}, () => 0.5), 30_000, 'default cap 30 s');
+});
+
+test('while the PBX is down reconnect attempts back off up to the cap, and reset after a login', async (t) => {
+  const { fake, client } = await setup(t, { backoff: { initialMs: 5, maxMs: 40, factor: 2, jitter: 0 } });
+  await fake.stopListening();
+  const delays = collect<{ attempt: number; delayMs: number }>(client, 'backoff', 6);
+  client.start();
+  assert.deepEqual(
+    (await delays).map((d) => [d.attempt, d.delayMs]),
+    [
+      [1, 5],
+      [2, 10],
+      [3, 20],
+      [4, 40],
+      [5, 40],
+      [6, 40],
+    ],
+  );
+  const connected = once(client, 'connected');
+  await fake.listen();
+  await connected;
+  const after = collect<{ attempt: number; delayMs: number }>(client, 'backoff', 1);
+  fake.dropConnections();
+  assert.deepEqual(await after, [{ attempt: 1, delayMs: 5 }], 'a successful login resets the backoff');
+  await client.waitConnected(5_000);
+  assert.equal(client.reconnects, 1);
+});
+
+test('a wrong secret emits loginFailed and retries with growing backoff, not in a tight loop', async (t) => {
+  const { fake, client } = await setup(t, { backoff: { initialMs: 20, maxMs: 80, factor: 2, jitter: 0 } });
+  fake.secret = 'the-right-one';
+  const failures = collect<AmiError>(client, 'loginFailed', 4);
+  const delays = collect<{ delayMs: number }>(client, 'backoff', 4);
+  client.start();
+  for (const err of await failures) {
+    assert.equal(err.code, 'AMI_LOGIN_FAILED');
+    assert.match(err.message, new RegExp(TEXT.authFailed));
+  }
+  const planned = (await delays).map((d) => d.delayMs);
+  assert.deepEqual(planned, [20, 40, 80, 80]);
+  await fake.waitFor(() => fake.connections.length >= 4, 5_000, 'four login attempts');
+  const opened = fake.connections.map((c) => c.openedAt);
+  for (let i = 1; i < 4; i++) {
+    // The gap covers the planned delay (timers never fire early by more than clock rounding).
+    assert.ok(opened[i]! - opened[i - 1]! >= planned[i - 1]! - 2, `gap ${i}: ${opened[i]! - opened[i - 1]!} ms < ${planned[i - 1]} ms`);
+  }
+  assert.notEqual(client.state, 'connected');
+  // Fix the PBX side: the client gets in by itself.
+  fake.secret = SECRET;
+  await client.waitConnected(5_000);
+});
+
+test('stop() sends Logoff, fails what is in flight, and nothing reconnects afterwards', async (t) => {
+  const { fake, client } = await setup(t, { backoff: { initialMs: 5, maxMs: 10, factor: 2, jitter: 0 } });
+  client.start();
+  await client.waitConnected(5_000);
+  fake.stalled.add('messagesend');
+  const inFlight = client.action('MessageSend', { To: 'sip:msgpeer', Body: 'x' });
+  await fake.waitFor(() => fake.actionsNamed('MessageSend').length === 1);
+  const disconnected = once(client, 'disconnected');
+  await Promise.all([client.stop(), client.stop()]);
+  await rejectsWith(inFlight, 'AMI_DISCONNECTED');
+  await disconnected;
+  assert.equal(client.state, 'stopped');
+  assert.equal(fake.actionsNamed('Logoff').length, 1);
+  await fake.waitFor(() => fake.openConnections === 0, 5_000, 'connection closed');
+  await rejectsWith(client.action('Ping'), 'AMI_NOT_CONNECTED');
+  await rejectsWith(client.waitConnected(100), 'AMI_NOT_CONNECTED');
+  const connections = fake.connections.length;
+  const states: string[] = [];
+  client.on('state', (s) => states.push(s));
+  // Several full backoff periods (10 ms cap): a reconnect would have happened by now.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(fake.connections.length, connections);
+  assert.deepEqual(states, []);
+  await client.stop(); // idempotent once stopped
+});
+
+test('a value with CR/LF never reaches the socket, and a caller cannot set the ActionID', async (t) => {
+  const { fake, client } = await setup(t);
+  client.start();
+  await client.waitConnected(5_000);
+  const before = fake.receivedBytes().length;
+  await rejectsWith(client.action('MessageSend', { To: 'sip:msgpeer', Body: 'hi\r\nAction: Originate\r\nChannel: Local/1@x' }), 'AMI_UNSAFE_VALUE');
+  await rejectsWith(client.action('MessageSend', { 'To\r\nAction: Originate\r\nX': 'y' }), 'AMI_UNSAFE_VALUE');
+  await rejectsWith(client.action('Originate\r\nChannel: x', {}), 'AMI_UNSAFE_VALUE');
+  await rejectsWith(client.action('MessageSend', { To: 'sip:a', Body: 'nul\u0000here' }), 'AMI_UNSAFE_VALUE');
+  await rejectsWith(client.action('Ping', { ActionID: 'mine' }), 'AMI_UNSAFE_VALUE');
+  // Refused as unsafe even when not connected: it is permanent, retrying cannot help.
+  const idle = new AmiClient({ host: fake.host, port: fake.port, username: 'u', secret: 's' });
+  await rejectsWith(idle.action('MessageSend', { Body: 'a\nb' }), 'AMI_UNSAFE_VALUE');
+  await rejectsWith(idle.action('MessageSend', { Body: 'a b' }), 'AMI_NOT_CONNECTED');
+  await client.action('Ping'); // flushes: anything written before it has arrived
+  const written = fake.receivedBytes().subarray(before).toString('utf8');
+  assert.equal(fake.actionsNamed('MessageSend').length, 0);
+  assert.doesNotMatch(written, /Originate|nul/);
+  assert.match(written, /^Action: Ping\r\nActionID: [^\r\n]+\r\n\r\n$/);
+  assert.throws(() => new AmiClient({ host: fake.host, port: fake.port, username: 'u', secret: 'x\r\nEvents: on' }), /AMI_UNSAFE_VALUE|framing/);
+});
+
+test('hostile framing from the server is skipped without crashing or disconnecting', async (t) => {
+  const { fake, client, log } = await setup(t);
+  client.start();
+  await client.waitConnected(5_000);
+  const events: AmiMessage[] = [];
+  client.on('event', (e) => events.push(e));
+  const disconnected: unknown[] = [];
+  client.on('disconnected', (e) => disconnected.push(e));
+  fake.sendHostile();
+  fake.sendEvent([['Event', 'AfterTheStorm']]);
+  await new Promise<void>((resolve) => client.on('event', (e) => e.get('Event') === 'AfterTheStorm' && resolve()));
+  assert.deepEqual(
+    events.map((e) => e.get('Event')),
+    ['AfterTheStorm'],
+    'the huge event is dropped, garbage is not an event',
+  );
+  assert.equal((await client.action('Ping')).get('Ping'), 'Pong');
+  assert.equal(client.state, 'connected');
+  assert.deepEqual(disconnected, []);
+  assert.equal(log.lines.filter((l) => l.level === 'warn' && /skipped/.test(l.msg)).length, 1, 'warned once, not per line');
+});
+
+test('a server that does not greet, or greets as something else, is treated as down', async (t) => {
+  const { fake, client } = await setup(t, { connectTimeoutMs: 50 });
+  fake.greeting = null;
+  client.start();
+  await fake.waitFor(() => fake.connections.length >= 2 && fake.connections[0]!.closedAt !== undefined, 5_000, 'silent server dropped and retried');
+  assert.equal(fake.actions.length, 0, 'no login without a greeting');
+  fake.greeting = 'SSH-2.0-OpenSSH_9.6';
+  const seen = fake.connections.length;
+  await fake.waitFor(() => fake.connections.length >= seen + 2, 5_000, 'wrong greeting dropped and retried');
+  assert.equal(fake.actions.length, 0, 'no login to a non-AMI server');
+  assert.notEqual(client.state, 'connected');
+  fake.greeting = GREETING;
+  await client.waitConnected(5_000);
+});
+
+test('the secret never appears in anything passed to the logger', async (t) => {
+  const { fake, client, log } = await setup(t, { actionTimeoutMs: 200 });
+  fake.loginAccepted = false;
+  const failed = collect<AmiError>(client, 'loginFailed', 2);
+  client.start();
+  for (const err of await failed) assert.ok(!inspect(err).includes(SECRET));
+  fake.loginAccepted = true;
+  await client.waitConnected(5_000);
+  await rejectsWith(client.action('MessageSend', { To: 'sip:x', Body: `${SECRET}\r\n` }), 'AMI_UNSAFE_VALUE');
+  await client.action('MessageSend', { To: 'sip:x', Body: SECRET });
+  fake.stalled.add('ping');
+  await rejectsWith(client.action('Ping', {}, { timeoutMs: 20 }), 'AMI_TIMEOUT');
+  fake.sendHostile(1000);
+  fake.dropConnections();
+  await once(client, 'connected');
+  await client.stop();
+  assert.ok(log.lines.length >= 8, 'the scenario did log');
+  assert.ok(log.lines.some((l) => l.level === 'debug'));
+  for (const line of log.lines) {
+    const text = inspect(line, { depth: 20 }) + JSON.stringify(line.obj);
+    assert.ok(!text.includes(SECRET), `leaked in ${line.msg}`);
+  }
+  assert.ok(fake.receivedBytes().includes(`Secret: ${SECRET}\r\n`), 'the secret did go to the PBX, and only there');
+});
