@@ -42,7 +42,26 @@ export interface Config {
     readonly referenceBits: 8 | 16;
     readonly unsupportedCharacter: string;
   };
-  readonly notices: { readonly disabled: string; readonly unknown: string };
+  readonly notices: { readonly disabled: string; readonly unknown: string; readonly sipFailed: string };
+  readonly ami: {
+    /** Off: T messages wait in the journal until AMI is configured. */
+    readonly enabled: boolean;
+    readonly host: string;
+    readonly port: number;
+    readonly username: string;
+    readonly secret: string;
+    /** Seconds one action may take before it counts as failed. */
+    readonly actionTimeout: number;
+  };
+  readonly sip: {
+    /** Domain of the From: URI of SIP messages the centre sends ("2001" <sip:2001@DOMAIN>). */
+    readonly domain: string;
+  };
+  readonly agi: {
+    /** Where the FastAGI service listens (loopback unless you mean otherwise). */
+    readonly host: string;
+    readonly port: number;
+  };
   readonly log: { readonly level: LogLevel };
 }
 
@@ -58,6 +77,14 @@ type Schema = Record<string, Record<string, Field>>;
 const positive = (min: number, max: number) => (v: number) =>
   v >= min && v <= max ? undefined : `an integer from ${min} to ${max}`;
 const number = (v: string) => (isValidNumber(v) ? undefined : 'a number: digits with an optional leading +, 19 characters at most');
+const noControl = (v: string) => (/[\u0000-\u001f\u007f]/.test(v) ? 'a value without control characters' : undefined);
+const hostname = (v: string) => (/^[A-Za-z0-9.:\[\]-]{1,253}$/.test(v) ? undefined : 'a host name or IP address');
+const hostPort = (v: string) => (parseHostPort(v) ? undefined : 'HOST:PORT, such as 127.0.0.1:4573 (port 0 picks a free port)');
+export function parseHostPort(v: string): { host: string; port: number } | undefined {
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253}):([0-9]{1,5})$/.exec(v);
+  if (!m || Number(m[2]) > 65535) return undefined;
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+}
 const absoluteOrRelativePath = (v: string) =>
   v.length > 0 && !/[\0\r\n]/.test(v) ? undefined : 'a non-empty path';
 
@@ -102,6 +129,21 @@ export const SCHEMA: Schema = {
       default: 'Cannot deliver SMS to {to}. Subscriber has disabled messaging service.',
     },
     unknown: { kind: 'string', default: 'Cannot deliver SMS to {to}. Number does not exist.' },
+    sip_failed: { kind: 'string', default: 'Cannot deliver SMS to {to}. VoIP user not logged in.' },
+  },
+  ami: {
+    enabled: { kind: 'boolean', default: false },
+    host: { kind: 'string', default: '127.0.0.1', check: hostname as never },
+    port: { kind: 'integer', default: 5038, check: positive(1, 65535) as never },
+    username: { kind: 'string', default: '', check: noControl as never },
+    secret: { kind: 'string', default: '', check: noControl as never },
+    action_timeout: { kind: 'integer', default: 10, check: positive(1, 300) as never },
+  },
+  sip: {
+    domain: { kind: 'string', default: 'localhost', check: hostname as never },
+  },
+  agi: {
+    listen: { kind: 'string', default: '127.0.0.1:4573', check: hostPort as never },
   },
   log: {
     level: {
@@ -187,6 +229,11 @@ export function parseConfig(file: string, text: string): Config {
     throw err;
   }
   const v = validate(absoluteFile, doc);
+  if (v.ami!.enabled) {
+    for (const key of ['username', 'secret'] as const) {
+      if (!v.ami![key]) throw new ConfigError(absoluteFile, `ami.${key}`, 'required when [ami] enabled = true');
+    }
+  }
   const base = path.dirname(absoluteFile);
   const resolve = (p: string) => path.resolve(base, p);
   const root = resolve(v.spool!.root as string);
@@ -222,7 +269,18 @@ export function parseConfig(file: string, text: string): Config {
     notices: {
       disabled: v.notices!.disabled as string,
       unknown: v.notices!.unknown as string,
+      sipFailed: v.notices!.sip_failed as string,
     },
+    ami: {
+      enabled: v.ami!.enabled as boolean,
+      host: v.ami!.host as string,
+      port: v.ami!.port as number,
+      username: v.ami!.username as string,
+      secret: v.ami!.secret as string,
+      actionTimeout: v.ami!.action_timeout as number,
+    },
+    sip: { domain: v.sip!.domain as string },
+    agi: parseHostPort(v.agi!.listen as string)!,
     log: { level: v.log!.level as LogLevel },
   };
   return deepFreeze(config);

@@ -20,13 +20,17 @@ import { contentHash, Journal, type MessageRow, type NewMessage } from './journa
 import { openDatabase, type Db } from './journal/store.js';
 import { noticeText, planFor, type NoticeReason } from './router.js';
 import { SmsRoute, type DeliveryItem } from './routes/sms.js';
+import { SipRoute } from './routes/sip.js';
+import { receiveSipMessage } from './routes/sip-inbound.js';
+import { AmiClient } from './asterisk/ami/client.js';
+import { FastAgiServer, type AgiSession } from './asterisk/fastagi/server.js';
 import { listInbox, quarantine, readInboxFile } from './spool/inbox.js';
 import { decodeSmsFile } from './spool/sms-file.js';
 import { isoLocal } from './spool/scts.js';
 
 /** A route able to take messages now. Routes not built yet are `null`: their messages wait as `pending`. */
 export interface Route {
-  deliver(items: readonly DeliveryItem[]): void;
+  deliver(items: readonly DeliveryItem[]): void | Promise<void>;
 }
 
 export interface DaemonOptions {
@@ -44,9 +48,11 @@ export interface DrainStats {
   routed: number;
 }
 
-const NOTICE_REASONS: Record<NoticeReason, string> = {
+export type BounceReason = NoticeReason | 'sip-failed';
+const BOUNCE_REASONS: Record<BounceReason, string> = {
   disabled: 'NUMBER_DISABLED: the recipient has service N',
   unknown: 'UNKNOWN_NUMBER: the recipient is not in the directory',
+  'sip-failed': 'SIP_REFUSED: Asterisk could not hand the SIP message over',
 };
 
 export class Daemon {
@@ -63,6 +69,9 @@ export class Daemon {
   private stopping = false;
   private closed = false;
   private readonly skippedDirectories = new Set<string>();
+  readonly ami: AmiClient | undefined;
+  private agi: FastAgiServer | undefined;
+  private agiAddress: { host: string; port: number } | undefined;
   readonly stats: DrainStats = { read: 0, recorded: 0, duplicates: 0, quarantined: 0, routed: 0 };
 
   constructor(
@@ -76,35 +85,80 @@ export class Daemon {
     this.journal = new Journal(this.db);
     this.directory = new RecipientDirectory(this.db);
     const fsync = options.fsync ?? config.spool.fsync;
+    this.ami = config.ami.enabled
+      ? new AmiClient({
+          host: config.ami.host,
+          port: config.ami.port,
+          username: config.ami.username,
+          secret: config.ami.secret,
+          actionTimeoutMs: config.ami.actionTimeout * 1000,
+          logger: log,
+        })
+      : undefined;
     // Exhaustive over the service letters: a new letter does not compile until it is decided here.
     this.routes = {
       S: new SmsRoute(config, this.journal, log, { fsync }),
       F: null,
       V: null,
       C: null,
-      T: null,
+      T: new SipRoute(config, this.journal, log, this.ami, {
+        failed: (message, reason) => this.bounce(message, 'sip-failed', reason),
+      }),
       N: null, // never delivered: planFor turns N into a notice
     };
   }
 
   /** Drains morx once (backlog first) and routes everything routable, then returns. */
   async runOnce(): Promise<DrainStats> {
-    this.routeStored('pending');
-    this.routeStored('received');
+    this.requestRouting('pending');
     for (;;) {
-      const names = listInbox(this.config.spool.morx);
-      const fresh = names.filter((n) => !this.skippedDirectories.has(n));
-      if (fresh.length === 0) break;
-      await this.ingestNames(fresh);
-      if (this.stopping) break;
+      const fresh = listInbox(this.config.spool.morx).filter((n) => !this.skippedDirectories.has(n));
+      this.enqueue(fresh);
+      this.requestRouting('received');
+      await this.idle();
+      if (fresh.length === 0 || this.stopping) break;
     }
     return this.stats;
   }
 
+  /** Resolves when the work loop has nothing left to do (rejects if it failed). */
+  async idle(): Promise<void> {
+    while (this.draining) await this.draining;
+  }
+
+  /** The network side: the AMI client (T route) and the FastAGI service. Only the long-running daemon starts them. */
+  private async startServices(): Promise<void> {
+    if (this.ami) {
+      // The client logs its own connects, drops and refused logins.
+      // Messages that waited for AMI go out when it is back, in journal order.
+      this.ami.on('connected', () => this.requestRouting('pending'));
+      this.ami.start();
+    }
+    this.agi = new FastAgiServer({ host: this.config.agi.host, port: this.config.agi.port, logger: this.log }, (script) =>
+      script === 'message' ? (session) => this.onSipMessage(session) : undefined,
+    );
+    this.agiAddress = await this.agi.listen();
+    this.log.info({ agi: `${this.agiAddress.host}:${this.agiAddress.port}` }, 'FastAGI service listening');
+  }
+
+  private async onSipMessage(session: AgiSession): Promise<void> {
+    try {
+      await receiveSipMessage(session, { journal: this.journal, directory: this.directory, log: this.log });
+    } finally {
+      // Even when the session hung up after the row was committed, the message is routed.
+      this.requestRouting('received');
+    }
+  }
+
+  /** Where the FastAGI service listens (after run() started it). */
+  get agiListening(): { host: string; port: number } | undefined {
+    return this.agiAddress;
+  }
+
   /** Takes the backlog, then watches morx until stop(). */
   async run(onReady?: () => void): Promise<void> {
-    this.routeStored('pending');
-    this.routeStored('received');
+    await this.startServices();
+    this.requestRouting('pending');
     this.watcher = watch(this.config.spool.morx, (_event, name) => {
       if (typeof name === 'string' && !name.startsWith('.')) this.enqueue([name]);
     });
@@ -132,6 +186,17 @@ export class Daemon {
     if (this.queued.size > 0) this.kick();
   }
 
+  /** Asks the work loop to route stored rows (new rows, or pending ones whose route may be available now). */
+  requestRouting(state: 'received' | 'pending'): void {
+    this.routingRequested.add(state);
+    this.kick();
+  }
+  private readonly routingRequested = new Set<'received' | 'pending'>();
+
+  /**
+   * The one work loop: everything that reads the spool or routes rows runs
+   * here, one step at a time, so a row is never routed twice concurrently.
+   */
   private kick(): void {
     if (this.stopping) return;
     if (this.draining) {
@@ -145,7 +210,10 @@ export class Daemon {
           const names = [...this.queued];
           this.queued.clear();
           await this.ingestNames(names);
-        } while ((this.drainAgain || this.queued.size > 0) && !this.stopping);
+          for (const state of ['pending', 'received'] as const) {
+            if (this.routingRequested.delete(state) && !this.stopping) await this.routeStored(state);
+          }
+        } while ((this.drainAgain || this.queued.size > 0 || this.routingRequested.size > 0) && !this.stopping);
       } catch (err) {
         this.fatal(err);
       } finally {
@@ -157,7 +225,7 @@ export class Daemon {
   private async ingestNames(names: readonly string[]): Promise<void> {
     for (let i = 0; i < names.length && !this.stopping; i += this.batchSize) {
       this.ingestBatch(names.slice(i, i + this.batchSize));
-      this.routeStored('received');
+      await this.routeStored('received');
       // Let signals, watcher events and timers in between batches.
       await new Promise<void>((r) => setImmediate(r));
     }
@@ -238,17 +306,17 @@ export class Daemon {
   }
 
   /** Routes every row in `state` (received: new; pending: waiting for a route that may exist now). */
-  routeStored(state: 'received' | 'pending'): void {
+  async routeStored(state: 'received' | 'pending'): Promise<void> {
     let afterId = 0;
-    for (;;) {
+    while (!this.stopping) {
       const rows = this.journal.listByState(state, 500, afterId);
       if (rows.length === 0) return;
       afterId = rows[rows.length - 1]!.id;
-      this.routeRows(rows);
+      await this.routeRows(rows);
     }
   }
 
-  private routeRows(rows: readonly MessageRow[]): void {
+  private async routeRows(rows: readonly MessageRow[]): Promise<void> {
     const byService = new Map<ServiceLetter, DeliveryItem[]>();
     for (const message of rows) {
       const plan = planFor(message, this.directory.get(message.da));
@@ -268,28 +336,32 @@ export class Daemon {
       } else if (plan.action === 'notify-sender') {
         this.bounce(message, plan.reason);
       } else {
-        this.journal.update(message.id, { state: 'failed', lastError: `${NOTICE_REASONS[plan.reason]} (notice not delivered)` });
+        this.journal.update(message.id, { state: 'failed', lastError: `${BOUNCE_REASONS[plan.reason]} (notice not delivered)` });
         this.log.warn({ ...log, route: 'N', outcome: 'failed', reason: plan.reason }, 'a notice could not be delivered; it is not answered with another notice');
       }
     }
     for (const [service, items] of byService) {
-      this.routes[service]!.deliver(items);
+      await this.routes[service]!.deliver(items);
       this.stats.routed += items.length;
     }
   }
 
-  /** Marks a message bounced and queues a notice to its sender, in one transaction. */
-  private bounce(message: MessageRow, reason: NoticeReason): void {
-    const log = { msgId: message.id, from: message.oa, to: message.da, route: 'N' };
-    if (!message.oa) {
-      this.journal.update(message.id, { state: 'failed', route: 'N', lastError: `${NOTICE_REASONS[reason]}; no sender to notify` });
-      this.log.warn({ ...log, outcome: 'failed', reason }, 'undeliverable message without a sender number');
+  /**
+   * Marks a message bounced and queues a notice to its sender, in one
+   * transaction. A notice is never answered with another notice.
+   */
+  bounce(message: MessageRow, reason: BounceReason, detail?: string): void {
+    const route = reason === 'sip-failed' ? 'T' : 'N';
+    const why = detail ? `${BOUNCE_REASONS[reason]} (${detail})` : BOUNCE_REASONS[reason];
+    const log = { msgId: message.id, from: message.oa, to: message.da, route };
+    if (message.kind === 'notice' || !message.oa) {
+      const lastError = message.kind === 'notice' ? `${why}; a notice is not answered with another notice` : `${why}; no sender to notify`;
+      this.journal.update(message.id, { state: 'failed', route, lastError });
+      this.log.warn({ ...log, outcome: 'failed', reason, kind: message.kind }, 'undeliverable, and nobody to tell');
       return;
     }
-    const text = noticeText(reason === 'disabled' ? this.config.notices.disabled : this.config.notices.unknown, {
-      to: message.da,
-      from: message.oa,
-    });
+    const template = { disabled: this.config.notices.disabled, unknown: this.config.notices.unknown, 'sip-failed': this.config.notices.sipFailed }[reason];
+    const text = noticeText(template, { to: message.da, from: message.oa });
     const noticeId = this.journal.transaction(() => {
       const [r] = this.journal.recordReceived([
         {
@@ -311,10 +383,11 @@ export class Daemon {
           rp: false,
         },
       ]);
-      this.journal.update(message.id, { state: 'bounced', route: 'N', lastError: NOTICE_REASONS[reason] });
+      this.journal.update(message.id, { state: 'bounced', route, lastError: why });
       return r!.id;
     });
     this.log.info({ ...log, outcome: 'bounced', reason, noticeId }, 'undeliverable; notice queued for the sender');
+    this.requestRouting('received');
   }
 
   /** Finishes the batch in hand, then closes everything. Safe to call twice. */
@@ -322,7 +395,9 @@ export class Daemon {
     this.stopping = true;
     this.watcher?.close();
     if (this.rescanTimer) clearInterval(this.rescanTimer);
-    await this.draining;
+    await this.agi?.close();
+    await this.draining?.catch(() => undefined);
+    await this.ami?.stop();
     if (!this.closed) {
       this.closed = true;
       this.db.close();

@@ -35,6 +35,7 @@ export function makeSpoolTree(extraToml = '', options: { createOutgoing?: boolea
     hasSection('spool') ? '' : `[spool]\nroot = "spool"\nfsync = false\nrescan_interval = 1\n`,
     `[database]\npath = "db/sms-router.db"\n`,
     hasSection('centre') ? '' : `[centre]\nreceive_number = "1000"\nsend_number = "1001"\n`,
+    hasSection('agi') ? '' : `[agi]\nlisten = "127.0.0.1:0"\n`,
     extraToml,
   ].join('\n');
   writeFileSync(configPath, toml);

@@ -173,7 +173,7 @@ test('a long message to an S phone is split with a per-recipient reference from 
         { kind: 'message', parentId: null, source: 'test', sourceName: `long-${i}`, contentHash: String(i), oa: '2002', da: '2001', text: long, udh: null, scts: null, mr: null, dcs: null, pid: null, vp: null, srr: false, rp: false },
       ]);
     }
-    daemon.routeStored('received');
+    await daemon.routeStored('received');
     await daemon.stop();
     const parts = mttxMessages(tree);
     assert.equal(parts.length, 6);

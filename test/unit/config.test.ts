@@ -27,7 +27,7 @@ const MIN = '[centre]\nreceive_number = "1000"\nsend_number = "1000"\n';
 test('the example file documents every key with its default and loads', () => {
   const c = loadConfig(EXAMPLE);
   const text = readFileSync(EXAMPLE, 'utf8');
-  for (const key of ['root', 'quarantine', 'max_file_size', 'rescan_interval', 'create_missing', 'fsync', 'batch_size', 'path', 'receive_number', 'send_number', 'max_retries', 'retry_time', 'wait_time', 'reference_bits', 'unsupported_character', 'disabled', 'unknown', 'level']) {
+  for (const key of ['root', 'quarantine', 'max_file_size', 'rescan_interval', 'create_missing', 'fsync', 'batch_size', 'path', 'receive_number', 'send_number', 'max_retries', 'retry_time', 'wait_time', 'reference_bits', 'unsupported_character', 'disabled', 'unknown', 'sip_failed', 'enabled', 'host', 'port', 'username', 'secret', 'action_timeout', 'domain', 'listen', 'level']) {
     assert.match(text, new RegExp(`^${key} = `, 'm'), `${key} documented`);
   }
   assert.equal(c.spool.root, '/var/spool/asterisk');
@@ -65,5 +65,11 @@ test('errors name the file, the key and what was expected', () => {
   fails('spool = 3\n' + MIN, 'spool', /table/);
   fails(MIN + '[log]\nlevel = "loud"\n', 'log.level', /one of/);
   fails('[centre\n', 'line 1 column 8', /valid TOML/);
+  fails(MIN + '[ami]\nenabled = true\n', 'ami.username', /required when \[ami\] enabled = true/);
+  fails(MIN + '[ami]\nenabled = true\nusername = "u"\n', 'ami.secret', /required when/);
+  fails(MIN + '[ami]\nsecret = "a\\nb"\n', 'ami.secret', /control characters/);
+  fails(MIN + '[agi]\nlisten = "4573"\n', 'agi.listen', /HOST:PORT/);
+  fails(MIN + '[agi]\nlisten = "127.0.0.1:70000"\n', 'agi.listen', /HOST:PORT/);
+  assert.deepEqual(parseConfig('/x.toml', MIN + '[agi]\nlisten = "[::1]:4573"\n').agi, { host: '::1', port: 4573 });
   assert.throws(() => loadConfig('/nonexistent/sms-router.toml'), /\/nonexistent\/sms-router.toml: \(file\): a readable TOML file \(ENOENT\)/);
 });
