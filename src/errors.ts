@@ -30,6 +30,11 @@ export type ErrorCode =
   | 'AGI_CLOSED'
   | 'AGI_PROTOCOL'
   | 'AGI_UNSAFE_VALUE'
+  | 'SPEECH_ENGINE_MISSING'
+  | 'SPEECH_FAILED'
+  | 'SPEECH_TIMEOUT'
+  | 'SPEECH_LANGUAGE'
+  | 'RENDER_FAILED'
   | 'USAGE';
 
 export class SmsRouterError extends Error {
