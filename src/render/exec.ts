@@ -74,7 +74,16 @@ export function runProcess(file: string, args: readonly string[], options: RunOp
       stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       shell: false,
       windowsHide: true,
+      // Its own process group, so a timeout kills what it started too (a script's sleep, a pipeline).
+      detached: true,
     });
+    const killGroup = (signal: NodeJS.Signals) => {
+      try {
+        if (child.pid) process.kill(-child.pid, signal);
+      } catch {
+        child.kill(signal);
+      }
+    };
 
     const out: Buffer[] = [];
     let outBytes = 0;
@@ -98,9 +107,9 @@ export function runProcess(file: string, args: readonly string[], options: RunOp
     const stop = (why: ProcessError) => {
       if (failure || settled) return;
       failure = why;
-      child.kill('SIGTERM');
+      killGroup('SIGTERM');
       killTimer = setTimeout(() => {
-        child.kill('SIGKILL');
+        killGroup('SIGKILL');
         forceTimer = setTimeout(() => {
           child.stdout?.destroy();
           child.stderr?.destroy();
