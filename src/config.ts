@@ -42,7 +42,13 @@ export interface Config {
     readonly referenceBits: 8 | 16;
     readonly unsupportedCharacter: string;
   };
-  readonly notices: { readonly disabled: string; readonly unknown: string; readonly sipFailed: string };
+  readonly notices: {
+    readonly disabled: string;
+    readonly unknown: string;
+    readonly sipFailed: string;
+    readonly faxFailed: string;
+    readonly voiceFailed: string;
+  };
   readonly ami: {
     /** Off: T messages wait in the journal until AMI is configured. */
     readonly enabled: boolean;
@@ -53,6 +59,23 @@ export interface Config {
     /** Seconds one action may take before it counts as failed. */
     readonly actionTimeout: number;
   };
+  readonly commands: {
+    readonly selfService: boolean;
+    readonly perSenderPerMinute: number;
+    readonly builtinNumbers: readonly string[];
+    readonly replyMaxChars: number;
+    readonly texts: { readonly unknown: string; readonly wrongNumber: string; readonly failed: string; readonly tooMany: string };
+    readonly programs: ReadonlyArray<{
+      readonly name: string;
+      readonly keyword: string;
+      readonly numbers: readonly string[];
+      readonly program: string;
+      readonly args: readonly string[];
+      readonly timeoutMs: number;
+      readonly maxOutputBytes: number;
+      readonly description: string;
+    }>;
+  };
   readonly sip: {
     /** Domain of the From: URI of SIP messages the centre sends ("2001" <sip:2001@DOMAIN>). */
     readonly domain: string;
@@ -61,14 +84,48 @@ export interface Config {
     /** Where the FastAGI service listens (loopback unless you mean otherwise). */
     readonly host: string;
     readonly port: number;
+    /** HOST:PORT Asterisk connects to (call files' agi:// URL); empty = the listening address. */
+    readonly advertise: string;
+  };
+  readonly fax: CallServiceConfig & {
+    readonly dir: string;
+    readonly keep: boolean;
+    readonly resolution: 'standard' | 'fine' | 'superfine';
+    readonly compression: 'g4' | 'g3';
+    readonly header: string;
+    readonly localStationId: string;
+    readonly headerInfo: string;
+    readonly ecm: boolean;
+    readonly minRate: number;
+    readonly maxRate: number;
+  };
+  readonly voice: CallServiceConfig & {
+    readonly dir: string;
+    readonly keep: boolean;
+    readonly engine: 'espeak' | 'gtts';
+    readonly language: string;
+    readonly repeats: number;
   };
   readonly log: { readonly level: LogLevel };
 }
 
-type Kind = 'string' | 'integer' | 'boolean';
+/** What F and V share: how their calls are placed and retried. */
+export interface CallServiceConfig {
+  readonly callerId: string;
+  /** Call file MaxRetries / RetryTime / WaitTime: Asterisk's own redials of one attempt. */
+  readonly maxRetries: number;
+  readonly retryTime: number;
+  readonly waitTime: number;
+  /** Attempts (each a new call file) before the sender is told. */
+  readonly maxAttempts: number;
+  /** Seconds between a failed attempt and the next. */
+  readonly retryDelay: number;
+}
+
+type Kind = 'string' | 'integer' | 'boolean' | 'strings';
 interface Field {
   kind: Kind;
-  default?: string | number | boolean;
+  default?: string | number | boolean | readonly string[];
   /** Extra rule; returns what was expected when the value breaks it. */
   check?: (v: never) => string | undefined;
 }
@@ -77,6 +134,13 @@ type Schema = Record<string, Record<string, Field>>;
 const positive = (min: number, max: number) => (v: number) =>
   v >= min && v <= max ? undefined : `an integer from ${min} to ${max}`;
 const number = (v: string) => (isValidNumber(v) ? undefined : 'a number: digits with an optional leading +, 19 characters at most');
+const numberList = (v: string[]) =>
+  v.every((n) => n === '*' || isValidNumber(n)) ? undefined : 'numbers, or "*" for every C number';
+
+const oneOf =
+  (...allowed: Array<string | number>) =>
+  (v: string | number) =>
+    allowed.includes(v) ? undefined : `one of ${allowed.join(', ')}`;
 const noControl = (v: string) => (/[\u0000-\u001f\u007f]/.test(v) ? 'a value without control characters' : undefined);
 const hostname = (v: string) => (/^[A-Za-z0-9.:\[\]-]{1,253}$/.test(v) ? undefined : 'a host name or IP address');
 const hostPort = (v: string) => (parseHostPort(v) ? undefined : 'HOST:PORT, such as 127.0.0.1:4573 (port 0 picks a free port)');
@@ -87,6 +151,17 @@ export function parseHostPort(v: string): { host: string; port: number } | undef
 }
 const absoluteOrRelativePath = (v: string) =>
   v.length > 0 && !/[\0\r\n]/.test(v) ? undefined : 'a non-empty path';
+
+/** One [commands.NAME] table: a keyword that runs a program, never through a shell. */
+const COMMAND_PROGRAM: Record<string, Field> = {
+  keyword: { kind: 'string', check: ((v: string) => (/^[A-Za-z0-9]{1,20}$/.test(v) ? undefined : 'one word of letters and digits')) as never },
+  numbers: { kind: 'strings', default: ['*'] as never, check: numberList as never },
+  program: { kind: 'string', check: ((v: string) => (path.isAbsolute(v) && !/[\0\r\n]/.test(v) ? undefined : 'an absolute path to a program')) as never },
+  args: { kind: 'strings', default: [] as never, check: ((v: string[]) => (v.every((a) => !/[\0]/.test(a)) ? undefined : 'arguments without NUL')) as never },
+  timeout: { kind: 'integer', default: 10, check: positive(1, 600) as never },
+  max_output: { kind: 'integer', default: 65536, check: positive(1, 16 * 1024 * 1024) as never },
+  description: { kind: 'string', default: '', check: noControl as never },
+};
 
 export const SCHEMA: Schema = {
   spool: {
@@ -130,6 +205,8 @@ export const SCHEMA: Schema = {
     },
     unknown: { kind: 'string', default: 'Cannot deliver SMS to {to}. Number does not exist.' },
     sip_failed: { kind: 'string', default: 'Cannot deliver SMS to {to}. VoIP user not logged in.' },
+    fax_failed: { kind: 'string', default: 'Cannot deliver SMS to {to}. Fax failed after {attempts} attempts: {reason}.' },
+    voice_failed: { kind: 'string', default: 'Cannot deliver SMS to {to}. No answer after {attempts} attempts: {reason}.' },
   },
   ami: {
     enabled: { kind: 'boolean', default: false },
@@ -142,8 +219,50 @@ export const SCHEMA: Schema = {
   sip: {
     domain: { kind: 'string', default: 'localhost', check: hostname as never },
   },
+  commands: {
+    self_service: { kind: 'boolean', default: false },
+    per_sender_per_minute: { kind: 'integer', default: 5, check: positive(1, 1000) as never },
+    builtin_numbers: { kind: 'strings', default: ['*'] as never, check: numberList as never },
+    reply_max_chars: { kind: 'integer', default: 459, check: positive(1, 10000) as never },
+    unknown: { kind: 'string', default: 'Unknown command. Send HELP.' },
+    wrong_number: { kind: 'string', default: 'Wrong number.' },
+    failed: { kind: 'string', default: 'Unable to complete the order. Please try again in a few minutes.' },
+    too_many: { kind: 'string', default: 'Too many requests. Please wait a minute.' },
+  },
   agi: {
     listen: { kind: 'string', default: '127.0.0.1:4573', check: hostPort as never },
+    advertise: { kind: 'string', default: '', check: ((v: string) => (v === '' ? undefined : hostPort(v))) as never },
+  },
+  fax: {
+    caller_id: { kind: 'string', default: '"SMS centre" <1000>', check: noControl as never },
+    max_retries: { kind: 'integer', default: 2, check: positive(0, 100) as never },
+    retry_time: { kind: 'integer', default: 300, check: positive(1, 86400) as never },
+    wait_time: { kind: 'integer', default: 45, check: positive(1, 600) as never },
+    max_attempts: { kind: 'integer', default: 3, check: positive(1, 100) as never },
+    retry_delay: { kind: 'integer', default: 600, check: positive(1, 7 * 86400) as never },
+    dir: { kind: 'string', default: '' },
+    keep: { kind: 'boolean', default: false },
+    resolution: { kind: 'string', default: 'fine', check: oneOf('standard', 'fine', 'superfine') as never },
+    compression: { kind: 'string', default: 'g4', check: oneOf('g4', 'g3') as never },
+    header: { kind: 'string', default: 'Text message from {from} sent {time} (ref {ref})', check: noControl as never },
+    local_station_id: { kind: 'string', default: 'SMS-ROUTER', check: noControl as never },
+    header_info: { kind: 'string', default: 'sms-router', check: noControl as never },
+    ecm: { kind: 'boolean', default: true },
+    min_rate: { kind: 'integer', default: 2400, check: oneOf(2400, 4800, 7200, 9600, 12000, 14400) as never },
+    max_rate: { kind: 'integer', default: 14400, check: oneOf(2400, 4800, 7200, 9600, 12000, 14400) as never },
+  },
+  voice: {
+    caller_id: { kind: 'string', default: '"SMS centre" <1000>', check: noControl as never },
+    max_retries: { kind: 'integer', default: 2, check: positive(0, 100) as never },
+    retry_time: { kind: 'integer', default: 300, check: positive(1, 86400) as never },
+    wait_time: { kind: 'integer', default: 45, check: positive(1, 600) as never },
+    max_attempts: { kind: 'integer', default: 3, check: positive(1, 100) as never },
+    retry_delay: { kind: 'integer', default: 600, check: positive(1, 7 * 86400) as never },
+    dir: { kind: 'string', default: '' },
+    keep: { kind: 'boolean', default: false },
+    engine: { kind: 'string', default: 'espeak', check: oneOf('espeak', 'gtts') as never },
+    language: { kind: 'string', default: 'en', check: ((v: string) => (/^[a-z]{2,3}(-[A-Za-z]{2,4})?$/.test(v) ? undefined : 'a language code such as en or pl')) as never },
+    repeats: { kind: 'integer', default: 2, check: positive(0, 10) as never },
   },
   log: {
     level: {
@@ -175,44 +294,60 @@ export function validate(file: string, doc: Record<string, unknown>): Record<str
   }
   const out: Record<string, Record<string, unknown>> = {};
   for (const [section, fields] of Object.entries(SCHEMA)) {
-    const table = doc[section] ?? {};
-    if (typeof table !== 'object' || table === null || Array.isArray(table) || table instanceof Date) {
-      throw new ConfigError(file, section, `expected a table [${section}], found ${kindOf(table)}`);
-    }
-    const given = table as Record<string, unknown>;
-    for (const key of Object.keys(given)) {
-      if (!(key in fields)) {
-        throw new ConfigError(
-          file,
-          `${section}.${key}`,
-          `unknown key; [${section}] takes ${Object.keys(fields).join(', ')}`,
-        );
-      }
-    }
-    out[section] = {};
-    for (const [key, field] of Object.entries(fields)) {
-      const name = `${section}.${key}`;
-      let value = given[key];
-      if (value === undefined) {
-        if (field.default === undefined) throw new ConfigError(file, name, `required, expected ${describe(field)}`);
-        value = field.default;
-      }
-      if (typeof value === 'bigint') value = Number(value);
-      const ok =
-        (field.kind === 'string' && typeof value === 'string') ||
-        (field.kind === 'boolean' && typeof value === 'boolean') ||
-        (field.kind === 'integer' && typeof value === 'number' && Number.isInteger(value));
-      if (!ok) throw new ConfigError(file, name, `expected ${describe(field)}, found ${kindOf(value)}`);
-      const problem = field.check?.(value as never);
-      if (problem) throw new ConfigError(file, name, `expected ${problem}, found ${JSON.stringify(value)}`);
-      out[section]![key] = value;
+    const given = asTable(file, section, doc[section] ?? {});
+    // [commands.NAME] tables sit inside [commands]; each is checked against COMMAND_PROGRAM.
+    const subtables = section === 'commands' ? Object.keys(given).filter((k) => isTable(given[k])) : [];
+    const plain = Object.fromEntries(Object.entries(given).filter(([k]) => !subtables.includes(k)));
+    out[section] = validateTable(file, section, plain, fields);
+    if (subtables.length) {
+      out[section]!.programs = subtables.map((name) => {
+        if (!/^[A-Za-z0-9_-]{1,40}$/.test(name)) throw new ConfigError(file, `commands.${name}`, 'a table name of letters, digits, _ and -');
+        return { name, ...validateTable(file, `commands.${name}`, asTable(file, `commands.${name}`, given[name]), COMMAND_PROGRAM) };
+      });
     }
   }
   return out;
 }
 
+function isTable(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+function asTable(file: string, name: string, v: unknown): Record<string, unknown> {
+  if (!isTable(v)) throw new ConfigError(file, name, `expected a table [${name}], found ${kindOf(v)}`);
+  return v;
+}
+
+function validateTable(file: string, section: string, given: Record<string, unknown>, fields: Record<string, Field>): Record<string, unknown> {
+  for (const key of Object.keys(given)) {
+    if (!(key in fields)) {
+      throw new ConfigError(file, `${section}.${key}`, `unknown key; [${section}] takes ${Object.keys(fields).join(', ')}`);
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(fields)) {
+    const name = `${section}.${key}`;
+    let value = given[key];
+    if (value === undefined) {
+      if (field.default === undefined) throw new ConfigError(file, name, `required, expected ${describe(field)}`);
+      value = field.default;
+    }
+    if (typeof value === 'bigint') value = Number(value);
+    const ok =
+      (field.kind === 'string' && typeof value === 'string') ||
+      (field.kind === 'boolean' && typeof value === 'boolean') ||
+      (field.kind === 'integer' && typeof value === 'number' && Number.isInteger(value)) ||
+      (field.kind === 'strings' && Array.isArray(value) && value.every((x) => typeof x === 'string'));
+    if (!ok) throw new ConfigError(file, name, `expected ${describe(field)}, found ${kindOf(value)}`);
+    const problem = field.check?.(value as never);
+    if (problem) throw new ConfigError(file, name, `expected ${problem}, found ${JSON.stringify(value)}`);
+    out[key] = value;
+  }
+  return out;
+}
+
 function describe(field: Field): string {
-  return field.kind === 'integer' ? 'an integer' : field.kind === 'boolean' ? 'true or false' : 'a string';
+  return { integer: 'an integer', boolean: 'true or false', string: 'a string', strings: 'an array of strings' }[field.kind];
 }
 
 /** Parses and validates TOML text; relative paths are resolved against the file's directory. */
@@ -232,6 +367,17 @@ export function parseConfig(file: string, text: string): Config {
   if (v.ami!.enabled) {
     for (const key of ['username', 'secret'] as const) {
       if (!v.ami![key]) throw new ConfigError(absoluteFile, `ami.${key}`, 'required when [ami] enabled = true');
+    }
+  }
+  const builtins = ['HELP', 'PING', 'TEST', 'UPTIME', 'STATUS', 'WHOAMI', 'SERVICE'];
+  const seen = new Map<string, string>();
+  for (const p of (v.commands!.programs as Array<Record<string, unknown>> | undefined) ?? []) {
+    const keyword = (p.keyword as string).toUpperCase();
+    if (builtins.includes(keyword)) throw new ConfigError(absoluteFile, `commands.${String(p.name)}.keyword`, `a word that is not a built-in command (${builtins.join(' ')})`);
+    for (const n of p.numbers as string[]) {
+      const other = seen.get(`${keyword} ${n}`) ?? (n === '*' ? [...seen.entries()].find(([k]) => k.startsWith(`${keyword} `))?.[1] : seen.get(`${keyword} *`));
+      if (other) throw new ConfigError(absoluteFile, `commands.${String(p.name)}.keyword`, `a keyword not already used by [commands.${other}] on the same number`);
+      seen.set(`${keyword} ${n}`, String(p.name));
     }
   }
   const base = path.dirname(absoluteFile);
@@ -270,6 +416,8 @@ export function parseConfig(file: string, text: string): Config {
       disabled: v.notices!.disabled as string,
       unknown: v.notices!.unknown as string,
       sipFailed: v.notices!.sip_failed as string,
+      faxFailed: v.notices!.fax_failed as string,
+      voiceFailed: v.notices!.voice_failed as string,
     },
     ami: {
       enabled: v.ami!.enabled as boolean,
@@ -280,10 +428,64 @@ export function parseConfig(file: string, text: string): Config {
       actionTimeout: v.ami!.action_timeout as number,
     },
     sip: { domain: v.sip!.domain as string },
-    agi: parseHostPort(v.agi!.listen as string)!,
+    commands: {
+      selfService: v.commands!.self_service as boolean,
+      perSenderPerMinute: v.commands!.per_sender_per_minute as number,
+      builtinNumbers: v.commands!.builtin_numbers as string[],
+      replyMaxChars: v.commands!.reply_max_chars as number,
+      texts: {
+        unknown: v.commands!.unknown as string,
+        wrongNumber: v.commands!.wrong_number as string,
+        failed: v.commands!.failed as string,
+        tooMany: v.commands!.too_many as string,
+      },
+      programs: ((v.commands!.programs as Array<Record<string, unknown>> | undefined) ?? []).map((p) => ({
+        name: p.name as string,
+        keyword: (p.keyword as string).toUpperCase(),
+        numbers: p.numbers as string[],
+        program: p.program as string,
+        args: p.args as string[],
+        timeoutMs: (p.timeout as number) * 1000,
+        maxOutputBytes: p.max_output as number,
+        description: p.description as string,
+      })),
+    },
+    agi: { ...parseHostPort(v.agi!.listen as string)!, advertise: v.agi!.advertise as string },
+    fax: {
+      ...callService(v.fax!),
+      dir: resolve((v.fax!.dir as string) || path.join(root, 'fax')),
+      keep: v.fax!.keep as boolean,
+      resolution: v.fax!.resolution as 'standard' | 'fine' | 'superfine',
+      compression: v.fax!.compression as 'g4' | 'g3',
+      header: v.fax!.header as string,
+      localStationId: v.fax!.local_station_id as string,
+      headerInfo: v.fax!.header_info as string,
+      ecm: v.fax!.ecm as boolean,
+      minRate: v.fax!.min_rate as number,
+      maxRate: v.fax!.max_rate as number,
+    },
+    voice: {
+      ...callService(v.voice!),
+      dir: resolve((v.voice!.dir as string) || path.join(root, 'voice')),
+      keep: v.voice!.keep as boolean,
+      engine: v.voice!.engine as 'espeak' | 'gtts',
+      language: v.voice!.language as string,
+      repeats: v.voice!.repeats as number,
+    },
     log: { level: v.log!.level as LogLevel },
   };
   return deepFreeze(config);
+}
+
+function callService(t: Record<string, unknown>): CallServiceConfig {
+  return {
+    callerId: t.caller_id as string,
+    maxRetries: t.max_retries as number,
+    retryTime: t.retry_time as number,
+    waitTime: t.wait_time as number,
+    maxAttempts: t.max_attempts as number,
+    retryDelay: t.retry_delay as number,
+  };
 }
 
 export function loadConfig(file: string): Config {

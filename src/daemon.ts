@@ -21,6 +21,11 @@ import { openDatabase, type Db } from './journal/store.js';
 import { noticeText, planFor, type NoticeReason } from './router.js';
 import { SmsRoute, type DeliveryItem } from './routes/sms.js';
 import { SipRoute } from './routes/sip.js';
+import { CommandRoute } from './routes/command.js';
+import { CallRoute } from './routes/call-route.js';
+import { createFaxRoute, runFaxSession } from './routes/fax.js';
+import { createVoiceRoute, runVoiceSession } from './routes/voice.js';
+import { Speech } from './render/speech.js';
 import { receiveSipMessage } from './routes/sip-inbound.js';
 import { AmiClient } from './asterisk/ami/client.js';
 import { FastAgiServer, type AgiSession } from './asterisk/fastagi/server.js';
@@ -48,12 +53,15 @@ export interface DrainStats {
   routed: number;
 }
 
-export type BounceReason = NoticeReason | 'sip-failed';
+export type BounceReason = NoticeReason | 'sip-failed' | 'fax-failed' | 'voice-failed';
 const BOUNCE_REASONS: Record<BounceReason, string> = {
   disabled: 'NUMBER_DISABLED: the recipient has service N',
   unknown: 'UNKNOWN_NUMBER: the recipient is not in the directory',
   'sip-failed': 'SIP_REFUSED: Asterisk could not hand the SIP message over',
+  'fax-failed': 'FAX_FAILED: the last fax attempt failed',
+  'voice-failed': 'VOICE_FAILED: the last voice call attempt failed',
 };
+const BOUNCE_ROUTE: Record<BounceReason, string> = { disabled: 'N', unknown: 'N', 'sip-failed': 'T', 'fax-failed': 'F', 'voice-failed': 'V' };
 
 export class Daemon {
   readonly db: Db;
@@ -70,6 +78,10 @@ export class Daemon {
   private closed = false;
   private readonly skippedDirectories = new Set<string>();
   readonly ami: AmiClient | undefined;
+  private readonly fax: CallRoute;
+  private readonly voice: CallRoute;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private wakeTime = Infinity;
   private agi: FastAgiServer | undefined;
   private agiAddress: { host: string; port: number } | undefined;
   readonly stats: DrainStats = { read: 0, recorded: 0, duplicates: 0, quarantined: 0, routed: 0 };
@@ -95,12 +107,25 @@ export class Daemon {
           logger: log,
         })
       : undefined;
+    const callDeps = {
+      config,
+      journal: this.journal,
+      directory: this.directory,
+      log,
+      agiAddress: () => this.agiAdvertised(),
+      retryScheduled: (at: Date) => this.wakeAt(at),
+    };
+    this.fax = createFaxRoute({ ...callDeps, finalFailure: (m, reason) => this.bounce(m, 'fax-failed', reason) });
+    this.voice = createVoiceRoute(
+      { ...callDeps, finalFailure: (m, reason) => this.bounce(m, 'voice-failed', reason) },
+      new Speech({ engine: config.voice.engine, defaultLanguage: config.voice.language, log }),
+    );
     // Exhaustive over the service letters: a new letter does not compile until it is decided here.
     this.routes = {
       S: new SmsRoute(config, this.journal, log, { fsync }),
-      F: null,
-      V: null,
-      C: null,
+      F: this.fax,
+      V: this.voice,
+      C: new CommandRoute(config, this.journal, this.directory, log, () => this.requestRouting('received')),
       T: new SipRoute(config, this.journal, log, this.ami, {
         failed: (message, reason) => this.bounce(message, 'sip-failed', reason),
       }),
@@ -134,11 +159,84 @@ export class Daemon {
       this.ami.on('connected', () => this.requestRouting('pending'));
       this.ami.start();
     }
-    this.agi = new FastAgiServer({ host: this.config.agi.host, port: this.config.agi.port, logger: this.log }, (script) =>
-      script === 'message' ? (session) => this.onSipMessage(session) : undefined,
-    );
+    this.agi = new FastAgiServer({ host: this.config.agi.host, port: this.config.agi.port, logger: this.log }, (script) => {
+      if (script === 'message') return (session) => this.onSipMessage(session);
+      const call = /^(fax|voice)\/([0-9]{1,15})$/.exec(script);
+      if (call) return (session) => this.onCallSession(call[1] as 'fax' | 'voice', Number(call[2]), session);
+      return undefined;
+    });
     this.agiAddress = await this.agi.listen();
     this.log.info({ agi: `${this.agiAddress.host}:${this.agiAddress.port}` }, 'FastAGI service listening');
+    this.fax.recover();
+    this.voice.recover();
+    const next = this.journal.nextAttemptTime();
+    if (next) this.wakeAt(new Date(next));
+  }
+
+  /** The agi:// address call files name: [agi] advertise, or where the service listens. */
+  private agiAdvertised(): string | undefined {
+    if (!this.agiAddress) return undefined;
+    if (this.config.agi.advertise) return this.config.agi.advertise;
+    const host = this.agiAddress.host === '0.0.0.0' || this.agiAddress.host === '::' ? '127.0.0.1' : this.agiAddress.host;
+    return `${host.includes(':') ? `[${host}]` : host}:${this.agiAddress.port}`;
+  }
+
+  /** A fax or voice call answered: its session decides the message's fate. */
+  private async onCallSession(script: 'fax' | 'voice', id: number, session: AgiSession): Promise<void> {
+    const route = script === 'fax' ? this.fax : this.voice;
+    const message = this.journal.get(id);
+    if (!message || message.route !== route.spec.letter || message.state !== 'spooled' || !route.activeCall(message)) {
+      this.log.warn({ msgId: id, script, state: message?.state }, 'a call for a message that is not waiting for one; hanging up');
+      await session.hangup().catch(() => undefined);
+      return;
+    }
+    if (script === 'fax') await runFaxSession(session, message, route, this.config);
+    else await runVoiceSession(session, message, route, this.config, this.directory.get(message.da)?.language ?? this.config.voice.language);
+    this.requestRouting('received');
+  }
+
+  /**
+   * What Asterisk said of one of our F/V call files once it was archived in
+   * outgoing_done (Status: Completed, Expired or Failed). For these services
+   * the FastAGI session is authoritative; the archive only settles calls
+   * whose session never reported: never answered (Expired), answered but no
+   * session (Completed), or a call file Asterisk could not use (Failed).
+   * Returns false when the file is not one of ours or is already settled.
+   */
+  recordCallFinished(fileName: string, status: string): boolean {
+    const call = this.journal.callNamed(fileName);
+    if (!call || call.state !== 'pending' || call.messageId === null) return false;
+    const route = call.service === 'F' ? this.fax : call.service === 'V' ? this.voice : undefined;
+    const message = this.journal.get(call.messageId);
+    if (!route || !message || message.state !== 'spooled' || message.attempts !== call.attempt) {
+      this.journal.finishCallRow(call.id, status);
+      return false;
+    }
+    if (status === 'Failed') {
+      // Asterisk could not read our call file: a bug of ours, not a busy line. Say so loudly and stop retrying.
+      this.log.error({ msgId: message.id, callFile: fileName, route: call.service }, 'Asterisk refused our call file (Status: Failed)');
+      route.failedAttempt(message, 'the call file was refused by Asterisk', { callStatus: status }, status, { final: true });
+      return true;
+    }
+    const reason = status === 'Expired' ? 'no answer' : 'the call was answered but the FastAGI session never reported';
+    route.failedAttempt(message, reason, { callStatus: status }, status);
+    return true;
+  }
+
+  /** Wakes the work loop when the earliest scheduled retry is due. */
+  private wakeAt(at: Date): void {
+    const when = at.getTime();
+    if (when >= this.wakeTime && this.wakeTimer) return;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTime = when;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.wakeTime = Infinity;
+      this.requestRouting('pending');
+      const next = this.journal.nextAttemptTime();
+      if (next && new Date(next).getTime() > Date.now()) this.wakeAt(new Date(next));
+    }, Math.max(0, when - Date.now()));
+    this.wakeTimer.unref();
   }
 
   private async onSipMessage(session: AgiSession): Promise<void> {
@@ -308,8 +406,9 @@ export class Daemon {
   /** Routes every row in `state` (received: new; pending: waiting for a route that may exist now). */
   async routeStored(state: 'received' | 'pending'): Promise<void> {
     let afterId = 0;
+    const now = new Date().toISOString();
     while (!this.stopping) {
-      const rows = this.journal.listByState(state, 500, afterId);
+      const rows = state === 'pending' ? this.journal.listDue(state, now, 500, afterId) : this.journal.listByState(state, 500, afterId);
       if (rows.length === 0) return;
       afterId = rows[rows.length - 1]!.id;
       await this.routeRows(rows);
@@ -351,7 +450,7 @@ export class Daemon {
    * transaction. A notice is never answered with another notice.
    */
   bounce(message: MessageRow, reason: BounceReason, detail?: string): void {
-    const route = reason === 'sip-failed' ? 'T' : 'N';
+    const route = BOUNCE_ROUTE[reason];
     const why = detail ? `${BOUNCE_REASONS[reason]} (${detail})` : BOUNCE_REASONS[reason];
     const log = { msgId: message.id, from: message.oa, to: message.da, route };
     if (message.kind === 'notice' || !message.oa) {
@@ -360,8 +459,9 @@ export class Daemon {
       this.log.warn({ ...log, outcome: 'failed', reason, kind: message.kind }, 'undeliverable, and nobody to tell');
       return;
     }
-    const template = { disabled: this.config.notices.disabled, unknown: this.config.notices.unknown, 'sip-failed': this.config.notices.sipFailed }[reason];
-    const text = noticeText(template, { to: message.da, from: message.oa });
+    const { notices } = this.config;
+    const template = { disabled: notices.disabled, unknown: notices.unknown, 'sip-failed': notices.sipFailed, 'fax-failed': notices.faxFailed, 'voice-failed': notices.voiceFailed }[reason];
+    const text = noticeText(template, { to: message.da, from: message.oa, reason: detail, attempts: message.attempts });
     const noticeId = this.journal.transaction(() => {
       const [r] = this.journal.recordReceived([
         {
@@ -395,6 +495,7 @@ export class Daemon {
     this.stopping = true;
     this.watcher?.close();
     if (this.rescanTimer) clearInterval(this.rescanTimer);
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
     await this.agi?.close();
     await this.draining?.catch(() => undefined);
     await this.ami?.stop();

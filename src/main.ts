@@ -12,6 +12,8 @@ import { createLogger } from './logger.js';
 import { decodeFiles } from './cli/decode.js';
 import { writeMorx } from './cli/send.js';
 import { runUsersCommand } from './cli/users.js';
+import { runRenderFaxCommand } from './cli/render-fax.js';
+import { runSayCommand } from './cli/say.js';
 import { openDatabase } from './journal/store.js';
 import { RecipientDirectory } from './directory/recipients.js';
 
@@ -27,6 +29,9 @@ Usage:
                                                           (the text from standard input without TEXT)
   sms-router decode  FILE...                              print spool files as JSON
   sms-router users   add|set|remove|list|import ...        manage the recipient directory
+  sms-router render-fax [--resolution standard|fine|superfine] --out FILE.tif [--png DIR] TEXT
+                                                          render a message as the fax a recipient gets
+  sms-router say     [--language pl] --out FILE.wav TEXT  write what a voice recipient hears
   sms-router --version
 
 The config file defaults to ${DEFAULT_CONFIG}.
@@ -128,6 +133,10 @@ export async function main(argv: string[]): Promise<number> {
       case 'decode':
         if (rest.length === 0) throw new UsageError('decode needs at least one FILE');
         return decodeFiles(rest, (l) => io.stdout(`${l}\n`));
+      case 'render-fax':
+        return await runRenderFaxCommand(rest, io);
+      case 'say':
+        return await runSayCommand(rest, io);
       case 'users':
         return await runUsersCommand(rest, io, (path) => {
           const db = openDatabase(config(path).database.path);

@@ -20,7 +20,12 @@ export function planFor(message: { kind: 'message' | 'notice' }, recipient: Reci
   return { action: 'deliver', service: recipient!.service, recipient: recipient! };
 }
 
-/** Fills a notice template: `{to}` is the number that could not be reached, `{from}` the sender. */
-export function noticeText(template: string, values: { to: string; from: string }): string {
-  return template.replace(/\{(to|from)\}/g, (_, k: 'to' | 'from') => values[k]);
+/**
+ * Fills a notice template: `{to}` is the number that could not be reached,
+ * `{from}` the sender, `{reason}` and `{attempts}` what the last attempt said.
+ */
+export function noticeText(template: string, values: { to: string; from: string; reason?: string; attempts?: number }): string {
+  return template.replace(/\{(to|from|reason|attempts)\}/g, (whole, k: 'to' | 'from' | 'reason' | 'attempts') =>
+    values[k] === undefined ? whole : String(values[k]),
+  );
 }

@@ -50,11 +50,23 @@ export interface StateChange {
   channel?: string | null;
   lastError?: string | null;
   attempts?: number;
+  /** ISO time of the next attempt; null clears it. */
+  nextAttemptAt?: string | null;
 }
 
 export interface PendingCall {
   id: number;
   fileName: string;
+}
+
+export interface CallRow {
+  id: number;
+  service: string;
+  queue: string;
+  channel: string;
+  fileName: string;
+  messageId: number | null;
+  attempt: number;
 }
 
 export function contentHash(bytes: Uint8Array | string): string {
@@ -128,6 +140,11 @@ export class Journal {
   private readonly findExisting: Statement;
   private readonly byId: Statement;
   private readonly byState: Statement;
+  private readonly dueByState: Statement;
+  private readonly nextDue: Statement;
+  private readonly callsOfState: Statement;
+  private readonly callByName: Statement;
+  private readonly callForAttempt: Statement;
   private readonly setState: Statement;
   private readonly setDetail: Statement;
   private readonly takeRef: Statement;
@@ -137,6 +154,7 @@ export class Journal {
   private readonly nextCallId: Statement;
   private readonly finishCall: Statement;
   private readonly counts: Statement;
+  private readonly failedSince: Statement;
 
   constructor(private readonly db: Database) {
     this.insert = db.prepare(
@@ -149,11 +167,19 @@ export class Journal {
     );
     this.byId = db.prepare(`SELECT * FROM messages WHERE id = ?`);
     this.byState = db.prepare(`SELECT * FROM messages WHERE state = ? AND id > ? ORDER BY id LIMIT ?`);
+    this.dueByState = db.prepare(
+      `SELECT * FROM messages WHERE state = ? AND id > ? AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?`,
+    );
+    this.nextDue = db.prepare(`SELECT min(next_attempt_at) AS at FROM messages WHERE state = 'pending' AND next_attempt_at IS NOT NULL`);
+    this.callsOfState = db.prepare(`SELECT id, service, queue, channel, file_name AS fileName, message_id AS messageId, attempt FROM calls WHERE state = 'pending' ORDER BY id`);
+    this.callByName = db.prepare(`SELECT id, service, queue, channel, file_name AS fileName, message_id AS messageId, attempt, state FROM calls WHERE file_name = ?`);
+    this.callForAttempt = db.prepare(`SELECT id, file_name AS fileName, state FROM calls WHERE message_id = ? AND service = ? AND attempt = ?`);
     this.setState = db.prepare(
       `UPDATE messages SET state = @state,
          route = coalesce(@route, route), channel = coalesce(@channel, channel),
          last_error = CASE WHEN @setError THEN @lastError ELSE last_error END,
          attempts = coalesce(@attempts, attempts),
+         next_attempt_at = CASE WHEN @setNext THEN @nextAttemptAt ELSE next_attempt_at END,
          updated_at = ${NOW}
        WHERE id = @id`,
     );
@@ -175,6 +201,7 @@ export class Journal {
       `UPDATE calls SET state = 'done', status = ?, finished_at = ${NOW} WHERE id = ? AND state = 'pending'`,
     );
     this.counts = db.prepare(`SELECT state, count(*) AS n FROM messages GROUP BY state`);
+    this.failedSince = db.prepare(`SELECT count(*) AS n FROM messages WHERE state IN ('failed','bounced') AND updated_at >= ?`);
   }
 
   /**
@@ -202,6 +229,28 @@ export class Journal {
     return (this.byState.all(state, afterId, limit) as RawRow[]).map(fromRaw);
   }
 
+  /** Like listByState, but only rows whose next attempt is due at `now` (ISO). */
+  listDue(state: MessageState, now: string, limit = 500, afterId = 0): MessageRow[] {
+    return (this.dueByState.all(state, afterId, now, limit) as RawRow[]).map(fromRaw);
+  }
+
+  /** The earliest scheduled attempt among pending rows, if any. */
+  nextAttemptTime(): string | undefined {
+    return (this.nextDue.get() as { at: string | null }).at ?? undefined;
+  }
+
+  pendingCallRows(): CallRow[] {
+    return this.callsOfState.all() as CallRow[];
+  }
+
+  callNamed(fileName: string): (CallRow & { state: string }) | undefined {
+    return this.callByName.get(fileName) as (CallRow & { state: string }) | undefined;
+  }
+
+  callFor(messageId: number, service: string, attempt: number): { id: number; fileName: string; state: string } | undefined {
+    return this.callForAttempt.get(messageId, service, attempt) as { id: number; fileName: string; state: string } | undefined;
+  }
+
   update(id: number, change: StateChange): void {
     this.setState.run({
       id,
@@ -211,6 +260,8 @@ export class Journal {
       setError: change.lastError !== undefined ? 1 : 0,
       lastError: change.lastError ?? null,
       attempts: change.attempts ?? null,
+      setNext: change.nextAttemptAt !== undefined ? 1 : 0,
+      nextAttemptAt: change.nextAttemptAt ?? null,
     });
   }
 
@@ -254,6 +305,14 @@ export class Journal {
 
   finishCallRow(id: number, status: string | null): void {
     this.finishCall.run(status, id);
+  }
+
+  /** For the STATUS command: waiting, delivered, and failed or bounced since local midnight. */
+  commandStatus(now = new Date()): { queued: number; delivered: number; failedToday: number } {
+    const c = this.countByState();
+    const midnight = new Date(now.getFullYear(), now.getMonth(), now.getDate()).toISOString();
+    const failedToday = (this.failedSince.get(midnight) as { n: number }).n;
+    return { queued: c.received + c.pending + c.spooled, delivered: c.delivered, failedToday };
   }
 
   countByState(): Record<MessageState, number> {

@@ -96,7 +96,7 @@ test('a recipient number with /, .. or a newline never produces a path outside m
     await daemon.stop();
     const delivered = mttxMessages(tree);
     assert.deepEqual(delivered.map((m) => [m.name.split('.')[0], m.text]), [['1234', 'into the tree?']]);
-    assert.deepEqual(readdirSync(tree.root).sort(), ['outgoing', 'sms', 'tmp'], 'nothing written beside the spool directories');
+    assert.deepEqual(readdirSync(tree.root).sort(), ['fax', 'outgoing', 'sms', 'tmp', 'voice'], 'nothing written beside the spool directories');
     for (const name of visibleFiles(tree.outgoing)) {
       const text = readFileSync(path.join(tree.outgoing, name), 'utf8');
       assert.deepEqual(parseCallFile(text).fields.map(([k]) => k), ['Channel', 'CallerID', 'MaxRetries', 'RetryTime', 'WaitTime', 'Archive', 'Application', 'Data']);

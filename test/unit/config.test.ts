@@ -27,7 +27,7 @@ const MIN = '[centre]\nreceive_number = "1000"\nsend_number = "1000"\n';
 test('the example file documents every key with its default and loads', () => {
   const c = loadConfig(EXAMPLE);
   const text = readFileSync(EXAMPLE, 'utf8');
-  for (const key of ['root', 'quarantine', 'max_file_size', 'rescan_interval', 'create_missing', 'fsync', 'batch_size', 'path', 'receive_number', 'send_number', 'max_retries', 'retry_time', 'wait_time', 'reference_bits', 'unsupported_character', 'disabled', 'unknown', 'sip_failed', 'enabled', 'host', 'port', 'username', 'secret', 'action_timeout', 'domain', 'listen', 'level']) {
+  for (const key of ['root', 'quarantine', 'max_file_size', 'rescan_interval', 'create_missing', 'fsync', 'batch_size', 'path', 'receive_number', 'send_number', 'max_retries', 'retry_time', 'wait_time', 'reference_bits', 'unsupported_character', 'disabled', 'unknown', 'sip_failed', 'enabled', 'host', 'port', 'username', 'secret', 'action_timeout', 'domain', 'listen', 'advertise', 'fax_failed', 'voice_failed', 'caller_id', 'max_attempts', 'retry_delay', 'dir', 'keep', 'resolution', 'compression', 'header', 'local_station_id', 'header_info', 'ecm', 'min_rate', 'max_rate', 'engine', 'language', 'repeats', 'self_service', 'per_sender_per_minute', 'builtin_numbers', 'reply_max_chars', 'wrong_number', 'failed', 'too_many', 'level']) {
     assert.match(text, new RegExp(`^${key} = `, 'm'), `${key} documented`);
   }
   assert.equal(c.spool.root, '/var/spool/asterisk');
@@ -70,6 +70,15 @@ test('errors name the file, the key and what was expected', () => {
   fails(MIN + '[ami]\nsecret = "a\\nb"\n', 'ami.secret', /control characters/);
   fails(MIN + '[agi]\nlisten = "4573"\n', 'agi.listen', /HOST:PORT/);
   fails(MIN + '[agi]\nlisten = "127.0.0.1:70000"\n', 'agi.listen', /HOST:PORT/);
-  assert.deepEqual(parseConfig('/x.toml', MIN + '[agi]\nlisten = "[::1]:4573"\n').agi, { host: '::1', port: 4573 });
+  assert.deepEqual(parseConfig('/x.toml', MIN + '[agi]\nlisten = "[::1]:4573"\n').agi, { host: '::1', port: 4573, advertise: '' });
+  fails(MIN + '[commands.w]\nkeyword = "W"\nprogram = "weather"\n', 'commands.w.program', /absolute path/);
+  fails(MIN + '[commands.w]\nprogram = "/bin/true"\n', 'commands.w.keyword', /required/);
+  fails(MIN + '[commands.w]\nkeyword = "W"\nprogram = "/bin/true"\nargs = "x"\n', 'commands.w.args', /array of strings/);
+  fails(MIN + '[commands.w]\nkeyword = "W"\nprogram = "/bin/true"\nshell = true\n', 'commands.w.shell', /unknown key/);
+  const withProgram = parseConfig('/x.toml', MIN + '[commands]\nself_service = true\n[commands.weather]\nkeyword = "weather"\nprogram = "/usr/bin/w"\nargs = ["-s"]\ntimeout = 3\n');
+  assert.equal(withProgram.commands.selfService, true);
+  assert.deepEqual(withProgram.commands.programs, [
+    { name: 'weather', keyword: 'WEATHER', numbers: ['*'], program: '/usr/bin/w', args: ['-s'], timeoutMs: 3000, maxOutputBytes: 65536, description: '' },
+  ]);
   assert.throws(() => loadConfig('/nonexistent/sms-router.toml'), /\/nonexistent\/sms-router.toml: \(file\): a readable TOML file \(ENOENT\)/);
 });

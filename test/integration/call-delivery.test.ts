@@ -1,0 +1,239 @@
+/**
+ * F and V delivery end to end: the real daemon (in process) writes a call
+ * file, and a fake Asterisk side of FastAGI, written from the recorded
+ * SendFAX and Playback sessions, plays the answered call. The outcome comes
+ * from FAXSTATUS / PLAYBACKSTATUS, never from the call's "Completed".
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { makeSpoolTree, visibleFiles, waitUntil, type SpoolTree } from '../helpers/spool-tree.js';
+import { connectFakeAgi, type AgiScript } from '../fakes/agi-client.js';
+import { Daemon } from '../../src/daemon.js';
+import { createLogger } from '../../src/logger.js';
+import { writeMorx } from '../../src/cli/send.js';
+import { decodeSmsFile } from '../../src/spool/sms-file.js';
+import { parseCallFile } from '../../src/asterisk/call-file.js';
+
+const TOML = `[fax]\nretry_delay = 1\nmax_attempts = 3\ncaller_id = "Fax <1000>"\n[voice]\nretry_delay = 1\nmax_attempts = 2\nrepeats = 2\n`;
+
+async function start(tree: SpoolTree) {
+  const daemon = new Daemon(
+    tree.config,
+    createLogger('info', new Writable({ write: (_c, _e, cb) => cb() })),
+    { fsync: false },
+  );
+  let ready!: () => void;
+  const started = new Promise<void>((r) => (ready = r));
+  const running = daemon.run(() => ready());
+  await started;
+  daemon.directory.add({ number: '2001', service: 'S', channel: 'DAHDI/1' });
+  daemon.directory.add({ number: '3001', service: 'F', channel: 'PJSIP/fax1', faxResolution: 'standard' });
+  daemon.directory.add({ number: '4001', service: 'V', channel: 'PJSIP/4001', language: 'pl' });
+  return { daemon, stop: async () => (await daemon.stop(), await running) };
+}
+
+function state(daemon: Daemon, id = 1) {
+  return daemon.db.prepare(`SELECT state, attempts, last_error AS lastError, detail FROM messages WHERE id = ?`).get(id) as {
+    state: string;
+    attempts: number;
+    lastError: string | null;
+    detail: string | null;
+  };
+}
+
+/** Waits for our call file for attempt N, checks it, and takes it out of outgoing/ as Asterisk would. */
+async function takeCall(tree: SpoolTree, letter: 'F' | 'V', id: number, attempt: number) {
+  const name = `smsr-${letter}-${id}-a${attempt}.call`;
+  const file = path.join(tree.outgoing, name);
+  await waitUntil(() => existsSync(file), 20_000, name);
+  const call = parseCallFile(readFileSync(file, 'utf8'));
+  rmSync(file);
+  const url = new URL(call.get('Data')!);
+  assert.equal(call.get('Application'), 'AGI');
+  assert.equal(call.get('Archive'), 'yes');
+  return { call, port: Number(url.port), script: url.pathname.slice(1) };
+}
+
+async function answer(port: number, script: string, answers: AgiScript, extra: { closeAfter?: number } = {}) {
+  const client = await connectFakeAgi({ port, script, answers, closeAfter: extra.closeAfter, env: { agi_channel: 'PJSIP/fax1-00000001' } });
+  await client.closed;
+  return client;
+}
+
+const faxAnswers = (status: string, error: string, pages: number): AgiScript => ({
+  'EXEC SendFAX': ['200 result=-1', 'HANGUP'],
+  'GET VARIABLE FAXSTATUS': [`200 result=1 (${status})`],
+  'GET VARIABLE FAXERROR': [`200 result=1 (${error})`],
+  'GET VARIABLE FAXPAGES': [`200 result=1 (${pages})`],
+  'GET VARIABLE FAXBITRATE': ['200 result=1 (14400)'],
+});
+
+function notices(tree: SpoolTree) {
+  return visibleFiles(tree.mttx).map((n) => {
+    const r = decodeSmsFile(readFileSync(path.join(tree.mttx, n)));
+    assert.ok(r.ok);
+    return r.message.text;
+  });
+}
+
+test('fax: SUCCESS with every page is delivered; FAXOPTs are set and SendFAX gets the rendered TIFF', async () => {
+  const tree = makeSpoolTree(TOML);
+  const { daemon, stop } = await start(tree);
+  try {
+    writeMorx(tree.morx, { from: '2001', to: '3001', text: 'Faks <script>&amp; z tekstem' }, false);
+    const { call, port, script } = await takeCall(tree, 'F', 1, 1);
+    assert.equal(call.get('Channel'), 'PJSIP/fax1');
+    assert.equal(call.get('CallerID'), 'Fax <1000>');
+    assert.equal(script, 'fax/1');
+    const session = await answer(port, script, faxAnswers('SUCCESS', 'HANGUP', 1));
+    await waitUntil(() => state(daemon).state === 'delivered', 10_000, 'delivered');
+    const lines = session.commands.map((c) => c.line);
+    for (const opt of ['localstationid', 'headerinfo', 'ecm', 'minrate', 'maxrate']) assert.ok(lines.some((l) => l.startsWith(`SET VARIABLE FAXOPT(${opt})`)), opt);
+    const sendfax = session.commands.find((c) => c.argv[0] === 'EXEC' && c.argv[1] === 'SendFAX')!;
+    assert.ok(sendfax.argv[2]!.endsWith(`${path.sep}1.tif`));
+    const detail = JSON.parse(state(daemon).detail!) as Record<string, unknown>;
+    assert.equal(detail.faxStatus, 'SUCCESS');
+    assert.equal(detail.faxPages, 1);
+    assert.equal(detail.faxBitrate, 14400);
+    assert.ok(!existsSync(sendfax.argv[2]!), 'the TIFF is removed once the message is final');
+  } finally {
+    await stop();
+    tree.cleanup();
+  }
+});
+
+test('fax: FAILED then SUCCESS is delivered after two attempts; a hang-up mid-fax is a failed attempt', async () => {
+  const tree = makeSpoolTree(TOML);
+  const { daemon, stop } = await start(tree);
+  try {
+    writeMorx(tree.morx, { from: '2001', to: '3001', text: 'second time lucky' }, false);
+    const first = await takeCall(tree, 'F', 1, 1);
+    // The far end hangs up in the middle of SendFAX: the socket closes before any outcome.
+    await answer(first.port, first.script, { 'EXEC SendFAX': 'close' });
+    await waitUntil(() => state(daemon).state === 'pending', 10_000, 'retry scheduled after the hang-up');
+    assert.match(state(daemon).lastError!, /before the fax outcome was known/);
+    const second = await takeCall(tree, 'F', 1, 2);
+    await answer(second.port, second.script, faxAnswers('FAILED', 'RETRAIN_FAILED', 0));
+    await waitUntil(() => state(daemon).state === 'pending' && state(daemon).attempts === 2, 10_000, 'second failure');
+    assert.equal(state(daemon).lastError, 'RETRAIN_FAILED');
+    const third = await takeCall(tree, 'F', 1, 3);
+    await answer(third.port, third.script, faxAnswers('SUCCESS', 'HANGUP', 1));
+    await waitUntil(() => state(daemon).state === 'delivered', 10_000, 'delivered on the third attempt');
+    assert.equal(state(daemon).attempts, 3);
+    assert.deepEqual(notices(tree), [], 'no notice for a message that got through');
+  } finally {
+    await stop();
+    tree.cleanup();
+  }
+});
+
+test('fax: FAILED every time ends in a notice to the sender naming the reason', async () => {
+  const tree = makeSpoolTree(TOML);
+  const { daemon, stop } = await start(tree);
+  try {
+    writeMorx(tree.morx, { from: '2001', to: '3001', text: 'never arrives' }, false);
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const c = await takeCall(tree, 'F', 1, attempt);
+      await answer(c.port, c.script, faxAnswers('FAILED', 'NO_CARRIER', 0));
+    }
+    await waitUntil(() => notices(tree).length === 1, 10_000, 'the notice');
+    assert.deepEqual(notices(tree), ['Cannot deliver SMS to 3001. Fax failed after 3 attempts: NO_CARRIER.']);
+    assert.equal(state(daemon).state, 'bounced');
+    assert.equal(visibleFiles(tree.outgoing).filter((n) => n.startsWith('smsr-F-')).length, 0, 'no fourth attempt');
+  } finally {
+    await stop();
+    tree.cleanup();
+  }
+});
+
+const played = (status: string): AgiScript => ({
+  'EXEC Playback': ['200 result=0'],
+  'GET VARIABLE PLAYBACKSTATUS': [`200 result=1 (${status})`],
+  'STREAM FILE': ['200 result=0 endpos=8000'],
+  'WAIT FOR DIGIT': ['200 result=0'],
+  HANGUP: ['200 result=1', 'HANGUP'],
+});
+
+test('voice: played to the end is delivered; digit 1 plays it again', async () => {
+  const tree = makeSpoolTree(TOML);
+  const { daemon, stop } = await start(tree);
+  try {
+    writeMorx(tree.morx, { from: '2001', to: '4001', text: 'Cześć, tu wiadomość głosowa' }, false);
+    const c = await takeCall(tree, 'V', 1, 1);
+    assert.equal(c.script, 'voice/1');
+    let presses = 0;
+    // The listener presses 1 during the first "press 1" prompt, then nothing.
+    const session = await answer(c.port, c.script, (cmd) => {
+      if (cmd.argv[0] === 'STREAM') return [`200 result=${presses++ === 0 ? 49 : 0} endpos=4000`];
+      if (cmd.argv[0] === 'GET') return ['200 result=1 (SUCCESS)'];
+      if (cmd.argv[0] === 'HANGUP') return ['200 result=1', 'HANGUP'];
+      return ['200 result=0'];
+    });
+    await waitUntil(() => state(daemon).state === 'delivered', 10_000, 'delivered');
+    const playbacks = session.commands.filter((x) => x.argv[0] === 'EXEC' && x.argv[1] === 'Playback');
+    assert.equal(playbacks.length, 2, 'played, then again after 1');
+    assert.ok(playbacks[0]!.argv[2]!.endsWith(`${path.sep}1`), 'Playback gets the path without extension');
+  } finally {
+    await stop();
+    tree.cleanup();
+  }
+});
+
+test('voice: PLAYBACKSTATUS=FAILED is retried, then the sender is told; a hang-up during the message is a failed attempt', async () => {
+  const tree = makeSpoolTree(TOML);
+  const { daemon, stop } = await start(tree);
+  try {
+    writeMorx(tree.morx, { from: '2001', to: '4001', text: 'nobody hears this' }, false);
+    const first = await takeCall(tree, 'V', 1, 1);
+    await answer(first.port, first.script, { 'EXEC Playback': ['200 result=-1', 'HANGUP'] });
+    await waitUntil(() => state(daemon).state === 'pending', 10_000, 'retry after hang-up');
+    assert.equal(state(daemon).lastError, 'hang-up before the end of the message');
+    const second = await takeCall(tree, 'V', 1, 2);
+    await answer(second.port, second.script, played('FAILED'));
+    await waitUntil(() => notices(tree).length === 1, 10_000, 'the notice');
+    assert.match(notices(tree)[0]!, /^Cannot deliver SMS to 4001\. No answer after 2 attempts: Asterisk could not play the message \(PLAYBACKSTATUS=FAILED\)\.$/);
+    assert.equal(state(daemon).state, 'bounced');
+  } finally {
+    await stop();
+    tree.cleanup();
+  }
+});
+
+test('a call for a message that is not waiting for one is hung up without touching the journal', async () => {
+  const tree = makeSpoolTree(TOML);
+  const { daemon, stop } = await start(tree);
+  try {
+    const port = daemon.agiListening!.port;
+    const session = await answer(port, 'fax/999', faxAnswers('SUCCESS', 'HANGUP', 1));
+    assert.deepEqual(session.commands.map((c) => c.line), ['HANGUP']);
+    assert.deepEqual(daemon.db.prepare('SELECT count(*) AS n FROM messages').get(), { n: 0 });
+  } finally {
+    await stop();
+    tree.cleanup();
+  }
+});
+
+test('an archived Expired call counts as a failed attempt; Failed (our call file refused) fails at once with a notice', async () => {
+  const tree = makeSpoolTree(TOML);
+  const { daemon, stop } = await start(tree);
+  try {
+    writeMorx(tree.morx, { from: '2001', to: '3001', text: 'nobody home' }, false);
+    await takeCall(tree, 'F', 1, 1);
+    assert.equal(daemon.recordCallFinished('not-ours.call', 'Expired'), false, 'a foreign file is not ours');
+    assert.equal(daemon.recordCallFinished('smsr-F-1-a1.call', 'Expired'), true);
+    assert.equal(state(daemon).state, 'pending');
+    assert.equal(state(daemon).lastError, 'no answer');
+    assert.equal(daemon.recordCallFinished('smsr-F-1-a1.call', 'Expired'), false, 'settled once');
+    await takeCall(tree, 'F', 1, 2);
+    assert.equal(daemon.recordCallFinished('smsr-F-1-a2.call', 'Failed'), true);
+    await waitUntil(() => notices(tree).length === 1, 10_000, 'the notice');
+    assert.equal(state(daemon).state, 'bounced');
+    assert.match(notices(tree)[0]!, /the call file was refused by Asterisk/);
+  } finally {
+    await stop();
+    tree.cleanup();
+  }
+});
