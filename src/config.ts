@@ -28,6 +28,10 @@ export interface Config {
     readonly rescanInterval: number;
     /** Create the root and outgoing/ when missing (demo and tests; on a real PBX Asterisk owns them). */
     readonly createMissing: boolean;
+    /** Where our call files go once their outcome is read from outgoing_done. */
+    readonly callArchive: string;
+    /** Keep them there (true) or delete them once read (false). */
+    readonly keepCalls: boolean;
     /** morx files read and committed per journal transaction. */
     readonly batchSize: number;
     /** fsync every spool file before renaming it into place. */
@@ -170,6 +174,8 @@ export const SCHEMA: Schema = {
     max_file_size: { kind: 'integer', default: 65536, check: positive(256, 16 * 1024 * 1024) as never },
     rescan_interval: { kind: 'integer', default: 10, check: positive(1, 3600) as never },
     create_missing: { kind: 'boolean', default: false },
+    call_archive: { kind: 'string', default: '' },
+    keep_calls: { kind: 'boolean', default: true },
     batch_size: { kind: 'integer', default: 256, check: positive(1, 10000) as never },
     fsync: { kind: 'boolean', default: true },
   },
@@ -397,6 +403,8 @@ export function parseConfig(file: string, text: string): Config {
       maxFileSize: v.spool!.max_file_size as number,
       rescanInterval: v.spool!.rescan_interval as number,
       createMissing: v.spool!.create_missing as boolean,
+      callArchive: resolve((v.spool!.call_archive as string) || path.join(root, 'sms-router-calls')),
+      keepCalls: v.spool!.keep_calls as boolean,
       batchSize: v.spool!.batch_size as number,
       fsync: v.spool!.fsync as boolean,
     },

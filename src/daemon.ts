@@ -26,6 +26,7 @@ import { CallRoute } from './routes/call-route.js';
 import { createFaxRoute, runFaxSession } from './routes/fax.js';
 import { createVoiceRoute, runVoiceSession } from './routes/voice.js';
 import { Speech } from './render/speech.js';
+import { OutgoingDoneWatcher, type ArchivedCall } from './asterisk/outgoing-done.js';
 import { receiveSipMessage } from './routes/sip-inbound.js';
 import { AmiClient } from './asterisk/ami/client.js';
 import { FastAgiServer, type AgiSession } from './asterisk/fastagi/server.js';
@@ -81,6 +82,7 @@ export class Daemon {
   private readonly fax: CallRoute;
   private readonly voice: CallRoute;
   private wakeTimer: NodeJS.Timeout | undefined;
+  readonly outgoingDone: OutgoingDoneWatcher;
   private wakeTime = Infinity;
   private agi: FastAgiServer | undefined;
   private agiAddress: { host: string; port: number } | undefined;
@@ -120,6 +122,14 @@ export class Daemon {
       { ...callDeps, finalFailure: (m, reason) => this.bounce(m, 'voice-failed', reason) },
       new Speech({ engine: config.voice.engine, defaultLanguage: config.voice.language, log }),
     );
+    this.outgoingDone = new OutgoingDoneWatcher({
+      dir: config.spool.outgoingDone,
+      archiveDir: config.spool.keepCalls ? config.spool.callArchive : undefined,
+      isOurs: (name) => this.journal.callNamed(name) !== undefined,
+      onCall: (call) => this.onArchivedCall(call),
+      log,
+      rescanMs: config.spool.rescanInterval * 1000,
+    });
     // Exhaustive over the service letters: a new letter does not compile until it is decided here.
     this.routes = {
       S: new SmsRoute(config, this.journal, log, { fsync }),
@@ -169,6 +179,7 @@ export class Daemon {
     this.log.info({ agi: `${this.agiAddress.host}:${this.agiAddress.port}` }, 'FastAGI service listening');
     this.fax.recover();
     this.voice.recover();
+    this.outgoingDone.start();
     const next = this.journal.nextAttemptTime();
     if (next) this.wakeAt(new Date(next));
   }
@@ -221,6 +232,19 @@ export class Daemon {
     const reason = status === 'Expired' ? 'no answer' : 'the call was answered but the FastAGI session never reported';
     route.failedAttempt(message, reason, { callStatus: status }, status);
     return true;
+  }
+
+  /** One of our call files came back from Asterisk with its Status. */
+  private onArchivedCall(call: ArchivedCall): void {
+    const row = this.journal.callNamed(call.fileName);
+    if (!row) return;
+    this.log.info({ callFile: call.fileName, service: row.service, status: call.status, tries: call.tries, msgId: row.messageId }, 'call finished');
+    if (row.service === 'F' || row.service === 'V') {
+      this.recordCallFinished(call.fileName, call.status);
+      this.requestRouting('received');
+    } else if (row.state === 'pending') {
+      this.journal.finishCallRow(row.id, call.status);
+    }
   }
 
   /** Wakes the work loop when the earliest scheduled retry is due. */
@@ -496,6 +520,7 @@ export class Daemon {
     this.watcher?.close();
     if (this.rescanTimer) clearInterval(this.rescanTimer);
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.outgoingDone.stop();
     await this.agi?.close();
     await this.draining?.catch(() => undefined);
     await this.ami?.stop();

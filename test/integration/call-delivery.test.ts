@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { makeSpoolTree, visibleFiles, waitUntil, type SpoolTree } from '../helpers/spool-tree.js';
@@ -232,6 +232,32 @@ test('an archived Expired call counts as a failed attempt; Failed (our call file
     await waitUntil(() => notices(tree).length === 1, 10_000, 'the notice');
     assert.equal(state(daemon).state, 'bounced');
     assert.match(notices(tree)[0]!, /the call file was refused by Asterisk/);
+  } finally {
+    await stop();
+    tree.cleanup();
+  }
+});
+
+test('outgoing_done: our archived call is read (Expired = a failed attempt) and moved to our archive; foreign files stay', async () => {
+  const tree = makeSpoolTree(TOML);
+  const { daemon, stop } = await start(tree);
+  try {
+    writeMorx(tree.morx, { from: '2001', to: '3001', text: 'ring ring' }, false);
+    const { call } = await takeCall(tree, 'F', 1, 1);
+    const done = tree.config.spool.outgoingDone;
+    mkdirSync(done, { recursive: true });
+    // What Asterisk archives after an unanswered call (the real file, with our keys in front).
+    const real = readFileSync(new URL('../../../spool-fixtures/outgoing_done/archive_expired_noanswer.call', import.meta.url), 'utf8');
+    const ours = call.fields.map(([k, v]) => `${k}: ${v}`).join('\n') + '\n' + real.slice(real.indexOf('\nStartRetry') + 1);
+    writeFileSync(path.join(done, 'foreign.call'), real);
+    writeFileSync(path.join(done, 'smsr-F-99-a1.call'), real);
+    writeFileSync(path.join(done, '.smsr-F-1-a1.call'), ours);
+    renameSync(path.join(done, '.smsr-F-1-a1.call'), path.join(done, 'smsr-F-1-a1.call'));
+    await waitUntil(() => state(daemon).state === 'pending', 15_000, 'the Expired call read');
+    assert.equal(state(daemon).lastError, 'no answer');
+    assert.deepEqual(visibleFiles(done), ['foreign.call', 'smsr-F-99-a1.call'], 'files that are not ours are left alone');
+    assert.deepEqual(visibleFiles(tree.config.spool.callArchive), ['smsr-F-1-a1.call']);
+    assert.equal(readFileSync(path.join(done, 'foreign.call'), 'utf8'), real);
   } finally {
     await stop();
     tree.cleanup();
