@@ -14,6 +14,7 @@ import { writeMorx } from './cli/send.js';
 import { runUsersCommand } from './cli/users.js';
 import { runRenderFaxCommand } from './cli/render-fax.js';
 import { runSayCommand } from './cli/say.js';
+import { runMessagesCommand } from './cli/messages.js';
 import { openDatabase } from './journal/store.js';
 import { RecipientDirectory } from './directory/recipients.js';
 
@@ -29,6 +30,7 @@ Usage:
                                                           (the text from standard input without TEXT)
   sms-router decode  FILE...                              print spool files as JSON
   sms-router users   add|set|remove|list|import ...        manage the recipient directory
+  sms-router messages list|show|retry|cancel ...          see and act on any message in the journal
   sms-router render-fax [--resolution standard|fine|superfine] --out FILE.tif [--png DIR] TEXT
                                                           render a message as the fax a recipient gets
   sms-router say     [--language pl] --out FILE.wav TEXT  write what a voice recipient hears
@@ -133,6 +135,11 @@ export async function main(argv: string[]): Promise<number> {
       case 'decode':
         if (rest.length === 0) throw new UsageError('decode needs at least one FILE');
         return decodeFiles(rest, (l) => io.stdout(`${l}\n`));
+      case 'messages':
+        return await runMessagesCommand(rest, io, (path) => {
+          const db = openDatabase(config(path).database.path);
+          return { db, close: () => db.close() };
+        });
       case 'render-fax':
         return await runRenderFaxCommand(rest, io);
       case 'say':
