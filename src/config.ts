@@ -44,6 +44,12 @@ export interface Config {
     readonly retryTime: number;
     readonly waitTime: number;
     readonly referenceBits: 8 | 16;
+    /** Attempts (each a new mttx file and call) before the sender is told. */
+    readonly maxAttempts: number;
+    /** Seconds before the next attempt after a failed one. */
+    readonly retryDelay: number;
+    /** app_sms's own log: the only record of whether a phone acknowledged an SMS. */
+    readonly appLog: string;
     readonly unsupportedCharacter: string;
   };
   readonly notices: {
@@ -52,6 +58,7 @@ export interface Config {
     readonly sipFailed: string;
     readonly faxFailed: string;
     readonly voiceFailed: string;
+    readonly smsFailed: string;
   };
   readonly ami: {
     /** Off: T messages wait in the journal until AMI is configured. */
@@ -190,6 +197,9 @@ export const SCHEMA: Schema = {
     max_retries: { kind: 'integer', default: 3, check: positive(0, 100) as never },
     retry_time: { kind: 'integer', default: 60, check: positive(1, 86400) as never },
     wait_time: { kind: 'integer', default: 30, check: positive(1, 600) as never },
+    max_attempts: { kind: 'integer', default: 5, check: positive(1, 100) as never },
+    retry_delay: { kind: 'integer', default: 300, check: positive(1, 7 * 86400) as never },
+    app_log: { kind: 'string', default: '/var/log/asterisk/sms', check: absoluteOrRelativePath as never },
     reference_bits: {
       kind: 'integer',
       default: 8,
@@ -212,6 +222,7 @@ export const SCHEMA: Schema = {
     unknown: { kind: 'string', default: 'Cannot deliver SMS to {to}. Number does not exist.' },
     sip_failed: { kind: 'string', default: 'Cannot deliver SMS to {to}. VoIP user not logged in.' },
     fax_failed: { kind: 'string', default: 'Cannot deliver SMS to {to}. Fax failed after {attempts} attempts: {reason}.' },
+    sms_failed: { kind: 'string', default: 'Cannot deliver SMS to {to}. No answer after {attempts} attempts.' },
     voice_failed: { kind: 'string', default: 'Cannot deliver SMS to {to}. No answer after {attempts} attempts: {reason}.' },
   },
   ami: {
@@ -418,6 +429,9 @@ export function parseConfig(file: string, text: string): Config {
       retryTime: v.sms!.retry_time as number,
       waitTime: v.sms!.wait_time as number,
       referenceBits: v.sms!.reference_bits as 8 | 16,
+      maxAttempts: v.sms!.max_attempts as number,
+      retryDelay: v.sms!.retry_delay as number,
+      appLog: resolve(v.sms!.app_log as string),
       unsupportedCharacter: v.sms!.unsupported_character as string,
     },
     notices: {
@@ -426,6 +440,7 @@ export function parseConfig(file: string, text: string): Config {
       sipFailed: v.notices!.sip_failed as string,
       faxFailed: v.notices!.fax_failed as string,
       voiceFailed: v.notices!.voice_failed as string,
+      smsFailed: v.notices!.sms_failed as string,
     },
     ami: {
       enabled: v.ami!.enabled as boolean,

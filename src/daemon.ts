@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { RecipientDirectory, type ServiceLetter } from './directory/recipients.js';
 import { errorCode, errorMessage, SpoolUnusableError } from './errors.js';
-import { contentHash, Journal, type MessageRow, type NewMessage } from './journal/journal.js';
+import { contentHash, Journal, newMessage, type MessageRow, type NewMessage } from './journal/journal.js';
 import { openDatabase, type Db } from './journal/store.js';
 import { noticeText, planFor, type NoticeReason } from './router.js';
 import { SmsRoute, type DeliveryItem } from './routes/sms.js';
@@ -27,6 +27,8 @@ import { createFaxRoute, runFaxSession } from './routes/fax.js';
 import { createVoiceRoute, runVoiceSession } from './routes/voice.js';
 import { Speech } from './render/speech.js';
 import { OutgoingDoneWatcher, type ArchivedCall } from './asterisk/outgoing-done.js';
+import { SmsOutcomes } from './routes/sms-outcomes.js';
+import { SmsLogFollower, type FollowPosition } from './asterisk/sms-log.js';
 import { receiveSipMessage } from './routes/sip-inbound.js';
 import { AmiClient } from './asterisk/ami/client.js';
 import { FastAgiServer, type AgiSession } from './asterisk/fastagi/server.js';
@@ -54,15 +56,16 @@ export interface DrainStats {
   routed: number;
 }
 
-export type BounceReason = NoticeReason | 'sip-failed' | 'fax-failed' | 'voice-failed';
+export type BounceReason = NoticeReason | 'sip-failed' | 'fax-failed' | 'voice-failed' | 'sms-failed';
 const BOUNCE_REASONS: Record<BounceReason, string> = {
   disabled: 'NUMBER_DISABLED: the recipient has service N',
   unknown: 'UNKNOWN_NUMBER: the recipient is not in the directory',
   'sip-failed': 'SIP_REFUSED: Asterisk could not hand the SIP message over',
   'fax-failed': 'FAX_FAILED: the last fax attempt failed',
   'voice-failed': 'VOICE_FAILED: the last voice call attempt failed',
+  'sms-failed': 'SMS_FAILED: the last SMS attempt failed',
 };
-const BOUNCE_ROUTE: Record<BounceReason, string> = { disabled: 'N', unknown: 'N', 'sip-failed': 'T', 'fax-failed': 'F', 'voice-failed': 'V' };
+const BOUNCE_ROUTE: Record<BounceReason, string> = { disabled: 'N', unknown: 'N', 'sip-failed': 'T', 'fax-failed': 'F', 'voice-failed': 'V', 'sms-failed': 'S' };
 
 export class Daemon {
   readonly db: Db;
@@ -83,6 +86,9 @@ export class Daemon {
   private readonly voice: CallRoute;
   private wakeTimer: NodeJS.Timeout | undefined;
   readonly outgoingDone: OutgoingDoneWatcher;
+  private readonly sms: SmsRoute;
+  private readonly smsOutcomes: SmsOutcomes;
+  private readonly smsLog: SmsLogFollower;
   private wakeTime = Infinity;
   private agi: FastAgiServer | undefined;
   private agiAddress: { host: string; port: number } | undefined;
@@ -122,6 +128,29 @@ export class Daemon {
       { ...callDeps, finalFailure: (m, reason) => this.bounce(m, 'voice-failed', reason) },
       new Speech({ engine: config.voice.engine, defaultLanguage: config.voice.language, log }),
     );
+    this.sms = new SmsRoute(config, this.journal, log, { fsync }, (id) => {
+      const m = this.journal.get(id);
+      if (m) this.smsOutcomes.expect(m);
+    });
+    this.smsOutcomes = new SmsOutcomes(config, this.journal, this.sms, log, {
+      finalFailure: (m, reason) => this.bounce(m, 'sms-failed', reason),
+      retryScheduled: (at) => this.wakeAt(at),
+    });
+    this.smsLog = new SmsLogFollower({
+      file: config.sms.appLog,
+      store: {
+        load: () => {
+          const v = this.journal.readState('sms-log-position');
+          return v ? (JSON.parse(v) as FollowPosition) : undefined;
+        },
+        save: (p) => this.journal.writeState('sms-log-position', JSON.stringify(p)),
+      },
+      onEntries: (entries) => {
+        this.smsOutcomes.onLogEntries(entries);
+        this.requestRouting('received');
+      },
+      log,
+    });
     this.outgoingDone = new OutgoingDoneWatcher({
       dir: config.spool.outgoingDone,
       archiveDir: config.spool.keepCalls ? config.spool.callArchive : undefined,
@@ -132,7 +161,7 @@ export class Daemon {
     });
     // Exhaustive over the service letters: a new letter does not compile until it is decided here.
     this.routes = {
-      S: new SmsRoute(config, this.journal, log, { fsync }),
+      S: this.sms,
       F: this.fax,
       V: this.voice,
       C: new CommandRoute(config, this.journal, this.directory, log, () => this.requestRouting('received')),
@@ -179,6 +208,8 @@ export class Daemon {
     this.log.info({ agi: `${this.agiAddress.host}:${this.agiAddress.port}` }, 'FastAGI service listening');
     this.fax.recover();
     this.voice.recover();
+    this.smsOutcomes.rebuild();
+    this.smsLog.start();
     this.outgoingDone.start();
     const next = this.journal.nextAttemptTime();
     if (next) this.wakeAt(new Date(next));
@@ -242,8 +273,14 @@ export class Daemon {
     if (row.service === 'F' || row.service === 'V') {
       this.recordCallFinished(call.fileName, call.status);
       this.requestRouting('received');
-    } else if (row.state === 'pending') {
-      this.journal.finishCallRow(row.id, call.status);
+    } else if (row.service === 'S') {
+      if (row.state === 'pending') this.journal.finishCallRow(row.id, call.status);
+      // Every line app_sms wrote during the call is in its log by now: read them first.
+      this.smsLog.readNew();
+      this.smsOutcomes.onCallFinished(row.queue, call.status);
+      // Files this call did not take (written after its last look) need another call.
+      if (listInbox(this.config.spool.mttx).some((n) => n.startsWith(`${row.queue}.`))) this.sms.ensureCall(row.queue, row.channel);
+      this.requestRouting('received');
     }
   }
 
@@ -296,6 +333,8 @@ export class Daemon {
   private resolveRun: (() => void) | undefined;
 
   private rescan(): void {
+    // Rows an operator retried (sms-router messages retry) are due now.
+    this.requestRouting('pending');
     try {
       this.enqueue(listInbox(this.config.spool.morx));
     } catch (err) {
@@ -379,9 +418,8 @@ export class Daemon {
           if (decoded.warnings.length) this.log.warn({ file, warnings: decoded.warnings }, 'spool file read with warnings');
           accepted.push({
             name,
-            message: {
+            message: newMessage({
               kind: 'message',
-              parentId: null,
               source: 'morx',
               sourceName: name,
               contentHash: contentHash(read.bytes),
@@ -396,7 +434,7 @@ export class Daemon {
               vp: m.vp ?? null,
               srr: m.srr ?? false,
               rp: m.rp ?? false,
-            },
+            }),
           });
         }
       }
@@ -484,28 +522,20 @@ export class Daemon {
       return;
     }
     const { notices } = this.config;
-    const template = { disabled: notices.disabled, unknown: notices.unknown, 'sip-failed': notices.sipFailed, 'fax-failed': notices.faxFailed, 'voice-failed': notices.voiceFailed }[reason];
+    const template = { disabled: notices.disabled, unknown: notices.unknown, 'sip-failed': notices.sipFailed, 'fax-failed': notices.faxFailed, 'voice-failed': notices.voiceFailed, 'sms-failed': notices.smsFailed }[reason];
     const text = noticeText(template, { to: message.da, from: message.oa, reason: detail, attempts: message.attempts });
     const noticeId = this.journal.transaction(() => {
       const [r] = this.journal.recordReceived([
-        {
+        newMessage({
           kind: 'notice',
           parentId: message.id,
           source: 'notice',
           sourceName: `notice-for-${message.id}`,
-          contentHash: contentHash(text),
           oa: this.config.centre.receiveNumber,
           da: message.oa,
           text,
-          udh: null,
           scts: isoLocal(new Date()),
-          mr: null,
-          dcs: null,
-          pid: null,
-          vp: null,
-          srr: false,
-          rp: false,
-        },
+        }),
       ]);
       this.journal.update(message.id, { state: 'bounced', route, lastError: why });
       return r!.id;
@@ -521,6 +551,7 @@ export class Daemon {
     if (this.rescanTimer) clearInterval(this.rescanTimer);
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.outgoingDone.stop();
+    this.smsLog.stop();
     await this.agi?.close();
     await this.draining?.catch(() => undefined);
     await this.ami?.stop();

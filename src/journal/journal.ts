@@ -73,6 +73,28 @@ export function contentHash(bytes: Uint8Array | string): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+/**
+ * A new row's fields with the usual defaults: no parent, no UDH or SMS
+ * header fields, the content hash of the text. Callers name what matters.
+ */
+export function newMessage(
+  fields: Pick<NewMessage, 'kind' | 'source' | 'sourceName' | 'oa' | 'da' | 'text'> & Partial<NewMessage>,
+): NewMessage {
+  return {
+    parentId: null,
+    contentHash: contentHash(fields.text),
+    udh: null,
+    scts: null,
+    mr: null,
+    dcs: null,
+    pid: null,
+    vp: null,
+    srr: false,
+    rp: false,
+    ...fields,
+  };
+}
+
 interface RawRow {
   id: number;
   kind: MessageKind;
@@ -154,6 +176,8 @@ export class Journal {
   private readonly nextCallId: Statement;
   private readonly finishCall: Statement;
   private readonly counts: Statement;
+  private readonly getState: Statement;
+  private readonly putState: Statement;
   private readonly failedSince: Statement;
 
   constructor(private readonly db: Database) {
@@ -201,6 +225,8 @@ export class Journal {
       `UPDATE calls SET state = 'done', status = ?, finished_at = ${NOW} WHERE id = ? AND state = 'pending'`,
     );
     this.counts = db.prepare(`SELECT state, count(*) AS n FROM messages GROUP BY state`);
+    this.getState = db.prepare(`SELECT value FROM daemon_state WHERE key = ?`);
+    this.putState = db.prepare(`INSERT INTO daemon_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`);
     this.failedSince = db.prepare(`SELECT count(*) AS n FROM messages WHERE state IN ('failed','bounced') AND updated_at >= ?`);
   }
 
@@ -313,6 +339,15 @@ export class Journal {
     const midnight = new Date(now.getFullYear(), now.getMonth(), now.getDate()).toISOString();
     const failedToday = (this.failedSince.get(midnight) as { n: number }).n;
     return { queued: c.received + c.pending + c.spooled, delivered: c.delivered, failedToday };
+  }
+
+  /** Small durable values of the daemon's own (e.g. where it stopped reading a log). */
+  readState(key: string): string | undefined {
+    return (this.getState.get(key) as { value: string } | undefined)?.value;
+  }
+
+  writeState(key: string, value: string): void {
+    this.putState.run(key, value);
   }
 
   countByState(): Record<MessageState, number> {

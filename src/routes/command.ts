@@ -9,7 +9,7 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { RecipientDirectory } from '../directory/recipients.js';
-import { contentHash, type Journal, type MessageRow } from '../journal/journal.js';
+import { newMessage, type Journal, type MessageRow } from '../journal/journal.js';
 import { CommandService } from '../commands/service.js';
 import { isoLocal } from '../spool/scts.js';
 import type { DeliveryItem } from './sms.js';
@@ -61,24 +61,16 @@ export class CommandRoute {
       let id: number | undefined;
       if (reply !== null) {
         id = this.journal.recordReceived([
-          {
+          newMessage({
             kind: 'notice',
             parentId: message.id,
             source: 'command',
             sourceName: `reply-to-${message.id}`,
-            contentHash: contentHash(reply),
             oa: message.da,
             da: message.oa,
             text: reply,
-            udh: null,
             scts: isoLocal(new Date()),
-            mr: null,
-            dcs: null,
-            pid: null,
-            vp: null,
-            srr: false,
-            rp: false,
-          },
+          }),
         ])[0]!.id;
       }
       this.journal.update(message.id, { state: 'delivered', route: 'C', lastError: outcome === 'ok' ? null : outcome, attempts: message.attempts + 1 });

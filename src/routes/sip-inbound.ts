@@ -11,7 +11,7 @@
  */
 import type { Logger } from 'pino';
 import type { RecipientDirectory } from '../directory/recipients.js';
-import { contentHash, type Journal } from '../journal/journal.js';
+import { contentHash, newMessage, type Journal } from '../journal/journal.js';
 import { isValidNumber } from '../numbers.js';
 import { isoLocal } from '../spool/scts.js';
 
@@ -52,24 +52,16 @@ export async function receiveSipMessage(
   const text = Buffer.from(encoded ?? '', 'base64').toString('utf8');
   // The unique id names the message; the hash makes a replayed session a no-op, as for a morx file read twice.
   const [r] = deps.journal.recordReceived([
-    {
+    newMessage({
       kind: 'message',
-      parentId: null,
       source: 'sip',
       sourceName: `sip-${session.env.agi_uniqueid ?? ''}`,
       contentHash: contentHash(`${from}\u0000${to}\u0000${text}`),
       oa: from,
       da: to,
       text,
-      udh: null,
       scts: isoLocal(new Date()),
-      mr: null,
-      dcs: null,
-      pid: null,
-      vp: null,
-      srr: false,
-      rp: false,
-    },
+    }),
   ]);
   const service = deps.directory.get(to)?.service ?? 'U';
   deps.log.info({ ...log, msgId: r!.id, outcome: 'received', duplicate: r!.duplicate, service }, 'inbound SIP message recorded');

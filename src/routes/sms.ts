@@ -28,6 +28,8 @@ export class SmsRoute {
     private readonly journal: Journal,
     private readonly log: Logger,
     private readonly options: { fsync: boolean },
+    /** Told of every message handed to Asterisk (its parts are now expected in app_sms's log). */
+    private readonly onSpooled: (messageId: number) => void = () => undefined,
   ) {
     this.calls = new SmsCallSpool(config, journal, options);
   }
@@ -57,12 +59,20 @@ export class SmsRoute {
     });
   }
 
+  /** Places a call for a queue whose files are still waiting (the last call did not take them). */
+  ensureCall(queue: string, channel: string): void {
+    this.calls.ensureCall(queue, channel, null);
+  }
+
   deliver(items: readonly DeliveryItem[]): void {
     const queues = new Map<string, { channel: string; firstId: number }>();
     for (const { message, recipient } of items) {
       const queue = queueForNumber(recipient.number);
       const parts = this.partsFor(message);
+      // Parts the phone already acknowledged in an earlier attempt are not sent again.
+      const acknowledged = new Set<number>(message.detail ? ((JSON.parse(message.detail) as { acknowledged?: number[] }).acknowledged ?? []) : []);
       parts.forEach((part, i) => {
+        if (acknowledged.has(i + 1)) return;
         const file = encodeSmsFile({
           oa: message.oa,
           da: message.da,
@@ -85,6 +95,7 @@ export class SmsRoute {
       }
     });
     for (const { message } of items) {
+      this.onSpooled(message.id);
       this.log.info({ msgId: message.id, from: message.oa, to: message.da, route: 'S', outcome: 'spooled', kind: message.kind }, 'message spooled for the phone');
     }
   }

@@ -8,11 +8,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { makeSpoolTree, visibleFiles, waitUntil, type SpoolTree } from '../helpers/spool-tree.js';
 import { connectFakeAgi, type AgiScript } from '../fakes/agi-client.js';
-import { Daemon } from '../../src/daemon.js';
-import { createLogger } from '../../src/logger.js';
+import type { Daemon } from '../../src/daemon.js';
+import { startDaemon } from '../helpers/daemon.js';
 import { writeMorx } from '../../src/cli/send.js';
 import { decodeSmsFile } from '../../src/spool/sms-file.js';
 import { parseCallFile } from '../../src/asterisk/call-file.js';
@@ -20,19 +19,11 @@ import { parseCallFile } from '../../src/asterisk/call-file.js';
 const TOML = `[fax]\nretry_delay = 1\nmax_attempts = 3\ncaller_id = "Fax <1000>"\n[voice]\nretry_delay = 1\nmax_attempts = 2\nrepeats = 2\n`;
 
 async function start(tree: SpoolTree) {
-  const daemon = new Daemon(
-    tree.config,
-    createLogger('info', new Writable({ write: (_c, _e, cb) => cb() })),
-    { fsync: false },
-  );
-  let ready!: () => void;
-  const started = new Promise<void>((r) => (ready = r));
-  const running = daemon.run(() => ready());
-  await started;
+  const { daemon, stop } = await startDaemon(tree);
   daemon.directory.add({ number: '2001', service: 'S', channel: 'DAHDI/1' });
   daemon.directory.add({ number: '3001', service: 'F', channel: 'PJSIP/fax1', faxResolution: 'standard' });
   daemon.directory.add({ number: '4001', service: 'V', channel: 'PJSIP/4001', language: 'pl' });
-  return { daemon, stop: async () => (await daemon.stop(), await running) };
+  return { daemon, stop };
 }
 
 function state(daemon: Daemon, id = 1) {

@@ -8,11 +8,10 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { makeSpoolTree, visibleFiles, waitUntil, type SpoolTree } from '../helpers/spool-tree.js';
 import { FakeAmiServer } from '../fakes/ami-server.js';
-import { Daemon } from '../../src/daemon.js';
-import { createLogger } from '../../src/logger.js';
+import type { Daemon } from '../../src/daemon.js';
+import { startDaemon } from '../helpers/daemon.js';
 import { writeMorx } from '../../src/cli/send.js';
 import { decodeSmsFile } from '../../src/spool/sms-file.js';
 
@@ -28,15 +27,11 @@ function scripts() {
 }
 
 async function start(tree: SpoolTree) {
-  const daemon = new Daemon(tree.config, createLogger('info', new Writable({ write: (_c, _e, cb) => cb() })), { fsync: false });
-  let ready!: () => void;
-  const started = new Promise<void>((r) => (ready = r));
-  const running = daemon.run(() => ready());
-  await started;
+  const { daemon, stop } = await startDaemon(tree);
   daemon.directory.add({ number: '5000', service: 'C', name: 'Service desk' });
   daemon.directory.add({ number: '2001', service: 'S', channel: 'DAHDI/1', name: 'Kitchen' });
   daemon.directory.add({ number: '1002', service: 'T', channel: 'PJSIP/1002' });
-  return { daemon, stop: async () => (await daemon.stop(), await running) };
+  return { daemon, stop };
 }
 
 function replies(tree: SpoolTree) {

@@ -7,44 +7,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { makeSpoolTree, visibleFiles, waitUntil, type SpoolTree } from '../helpers/spool-tree.js';
 import { FakeAmiServer, TEXT } from '../fakes/ami-server.js';
 import { connectFakeAgi, type AgiAnswer } from '../fakes/agi-client.js';
-import { Daemon } from '../../src/daemon.js';
-import { createLogger } from '../../src/logger.js';
+import type { Daemon } from '../../src/daemon.js';
+import { startDaemon } from '../helpers/daemon.js';
 import { writeMorx } from '../../src/cli/send.js';
 import { decodeSmsFile } from '../../src/spool/sms-file.js';
 
-function logger(lines: string[] = []) {
-  return createLogger(
-    'info',
-    new Writable({
-      write(chunk, _e, cb) {
-        lines.push(String(chunk));
-        cb();
-      },
-    }),
-  );
-}
-
 function amiToml(fake: FakeAmiServer | { port: number }) {
   return `[ami]\nenabled = true\nhost = "127.0.0.1"\nport = ${fake.port}\nusername = "labami"\nsecret = "labsecret123"\naction_timeout = 5\n[sip]\ndomain = "pbx.example"\n`;
-}
-
-async function startDaemon(tree: SpoolTree, lines: string[] = []) {
-  const daemon = new Daemon(tree.config, logger(lines), { fsync: false });
-  let ready!: () => void;
-  const started = new Promise<void>((r) => (ready = r));
-  const running = daemon.run(() => ready());
-  await started;
-  return {
-    daemon,
-    async stop() {
-      await daemon.stop();
-      await running;
-    },
-  };
 }
 
 function rows(daemon: Daemon) {

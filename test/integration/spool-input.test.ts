@@ -6,26 +6,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { makeSpoolTree, runCli, visibleFiles, type SpoolTree } from '../helpers/spool-tree.js';
 import { Daemon } from '../../src/daemon.js';
-import { createLogger } from '../../src/logger.js';
+import { memoryLogger } from '../helpers/daemon.js';
 import { writeMorx } from '../../src/cli/send.js';
 import { decodeSmsFile } from '../../src/spool/sms-file.js';
 import { parseCallFile } from '../../src/asterisk/call-file.js';
 import { SpoolUnusableError } from '../../src/errors.js';
-
-function silentLogger(lines: string[] = []) {
-  return createLogger(
-    'debug',
-    new Writable({
-      write(chunk, _enc, cb) {
-        lines.push(String(chunk));
-        cb();
-      },
-    }),
-  );
-}
 
 function mttxMessages(tree: SpoolTree) {
   return visibleFiles(tree.mttx).map((name) => {
@@ -38,7 +25,7 @@ function mttxMessages(tree: SpoolTree) {
 test('bad files end in quarantine with a reason (a directory is skipped) while good files around them are delivered', async () => {
   const tree = makeSpoolTree();
   try {
-    const daemon = new Daemon(tree.config, silentLogger(), { fsync: false });
+    const daemon = new Daemon(tree.config, memoryLogger(), { fsync: false });
     daemon.directory.add({ number: '2001', service: 'S', channel: 'PJSIP/2001' });
     writeMorx(tree.morx, { from: '2002', to: '2001', text: 'good before' }, false);
     const bad: Record<string, Buffer | string> = {
@@ -82,7 +69,7 @@ test('bad files end in quarantine with a reason (a directory is skipped) while g
 test('a recipient number with /, .. or a newline never produces a path outside mttx or a second line in a call file', async () => {
   const tree = makeSpoolTree();
   try {
-    const daemon = new Daemon(tree.config, silentLogger(), { fsync: false });
+    const daemon = new Daemon(tree.config, memoryLogger(), { fsync: false });
     daemon.directory.add({ number: '1234', service: 'S', channel: 'PJSIP/1234' });
     for (const hostile of ['../../1234', '12/34', '1234\n', '../1234']) {
       assert.throws(() => daemon.directory.add({ number: hostile, service: 'S', channel: 'PJSIP/x' }), /INVALID_NUMBER|invalid number/i);
@@ -110,7 +97,7 @@ test('N and unknown numbers produce a notice to an S sender; a notice to an unkn
   const tree = makeSpoolTree();
   try {
     const lines: string[] = [];
-    const daemon = new Daemon(tree.config, silentLogger(lines), { fsync: false });
+    const daemon = new Daemon(tree.config, memoryLogger(lines), { fsync: false });
     daemon.directory.add({ number: '2001', service: 'S', channel: 'PJSIP/2001' });
     daemon.directory.add({ number: '1234', service: 'N' });
     writeMorx(tree.morx, { from: '2001', to: '1234', text: 'to a disabled number' }, false);
@@ -147,7 +134,7 @@ test('N and unknown numbers produce a notice to an S sender; a notice to an unkn
 test('a message to a recipient whose route is not built yet waits as pending and is never dropped', async () => {
   const tree = makeSpoolTree();
   try {
-    const daemon = new Daemon(tree.config, silentLogger(), { fsync: false });
+    const daemon = new Daemon(tree.config, memoryLogger(), { fsync: false });
     daemon.directory.add({ number: '3001', service: 'F', channel: 'PJSIP/fax' });
     writeMorx(tree.morx, { from: '2001', to: '3001', text: 'to a fax' }, false);
     await daemon.runOnce();
@@ -164,7 +151,7 @@ test('a message to a recipient whose route is not built yet waits as pending and
 test('a long message to an S phone is split with a per-recipient reference from the journal', async () => {
   const tree = makeSpoolTree();
   try {
-    const daemon = new Daemon(tree.config, silentLogger(), { fsync: false });
+    const daemon = new Daemon(tree.config, memoryLogger(), { fsync: false });
     daemon.directory.add({ number: '2001', service: 'S', channel: 'PJSIP/2001' });
     // A notice template long enough to need three parts exercises the splitter through the daemon.
     const long = 'x'.repeat(400);
@@ -188,7 +175,7 @@ test('a long message to an S phone is split with a per-recipient reference from 
 test('an unusable spool stops the daemon with a message naming the path and the fix', async () => {
   const missing = makeSpoolTree('', { createOutgoing: false });
   try {
-    assert.throws(() => new Daemon(missing.config, silentLogger()), (err: unknown) => {
+    assert.throws(() => new Daemon(missing.config, memoryLogger()), (err: unknown) => {
       assert.ok(err instanceof SpoolUnusableError);
       assert.match(err.message, new RegExp(`${missing.outgoing.replace(/[/.]/g, '\\$&')}.*does not exist.*\\[spool\\] root`));
       return true;
@@ -205,7 +192,7 @@ test('an unusable spool stops the daemon with a message naming the path and the 
     rmSync(broken.mttx, { recursive: true, force: true });
     mkdirSync(path.dirname(broken.mttx), { recursive: true });
     writeFileSync(broken.mttx, 'not a directory');
-    assert.throws(() => new Daemon(broken.config, silentLogger()), (err: unknown) => {
+    assert.throws(() => new Daemon(broken.config, memoryLogger()), (err: unknown) => {
       assert.ok(err instanceof SpoolUnusableError);
       assert.equal(err.path, broken.mttx);
       assert.match(err.message, /cannot be created.*chown asterisk:asterisk/);

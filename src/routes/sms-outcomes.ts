@@ -1,0 +1,153 @@
+/**
+ * The true outcome of S messages. app_sms deletes an mttx file when it reads
+ * it, before sending, and sets no channel variable, so the only record of a
+ * phone's answer is app_sms's own log: a YOS line (the phone acknowledged)
+ * or NOS (it refused). A part is matched to its log line by queue, oa and the
+ * text in app_sms's low-byte form, in order for repeats.
+ *
+ *   all parts YOS                         → delivered
+ *   a NOS                                 → failed attempt
+ *   call Expired / Failed, files unread   → failed attempt
+ *   call Completed, file read, no YOS     → failed attempt
+ *   call Completed, file not read yet     → still queued; another call is placed
+ *
+ * A failed attempt is queued again after [sms] retry_delay (app_sms already
+ * removed what it read), up to [sms] max_attempts; then the sender is told.
+ * Acknowledged parts are kept in the row's detail, so a restart does not
+ * forget them.
+ */
+import { existsSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { Journal, MessageRow } from '../journal/journal.js';
+import { queueForNumber } from '../numbers.js';
+import { appLogText } from '../spool/sms-file.js';
+import { DeliveryMatcher } from '../asterisk/sms-log-match.js';
+import type { SmsLogEntry } from '../asterisk/sms-log.js';
+import type { SmsRoute } from './sms.js';
+
+interface SmsDetail {
+  reference?: number;
+  acknowledged?: number[];
+  [key: string]: unknown;
+}
+
+function detailOf(message: MessageRow): SmsDetail {
+  try {
+    return message.detail ? (JSON.parse(message.detail) as SmsDetail) : {};
+  } catch {
+    return {};
+  }
+}
+
+export class SmsOutcomes {
+  private readonly matcher = new DeliveryMatcher();
+
+  constructor(
+    private readonly config: Config,
+    private readonly journal: Journal,
+    private readonly route: SmsRoute,
+    private readonly log: Logger,
+    private readonly hooks: { finalFailure(message: MessageRow, reason: string): void; retryScheduled(at: Date): void; now?: () => Date },
+  ) {}
+
+  /** Parts written to mttx are expected in the log: called by the S route after each write. */
+  expect(message: MessageRow): void {
+    const acknowledged = new Set(detailOf(message).acknowledged ?? []);
+    const queue = queueForNumber(message.da);
+    this.matcher.remove(message.id);
+    this.route.partsFor(message).forEach((part, i) => {
+      if (acknowledged.has(i + 1)) return;
+      this.matcher.add({ id: message.id, part: i + 1, queue, oa: message.oa, da: message.da, logText: appLogText(part.text) });
+    });
+  }
+
+  /** At start: every S message handed to Asterisk is expected again. */
+  rebuild(): void {
+    let afterId = 0;
+    for (;;) {
+      const rows = this.journal.listByState('spooled', 500, afterId);
+      if (rows.length === 0) return;
+      afterId = rows[rows.length - 1]!.id;
+      for (const m of rows) if (m.route === 'S') this.expect(m);
+    }
+  }
+
+  /** New lines of app_sms's log. */
+  onLogEntries(entries: readonly SmsLogEntry[]): void {
+    for (const entry of entries) {
+      const hit = this.matcher.match(entry);
+      if (!hit) continue;
+      const message = this.journal.get(hit.sms.id);
+      if (!message || message.state !== 'spooled' || message.route !== 'S') continue;
+      if (!hit.acknowledged) {
+        this.failedAttempt(message, 'the phone refused the message (NOS)');
+        continue;
+      }
+      const detail = detailOf(message);
+      const acknowledged = [...new Set([...(detail.acknowledged ?? []), hit.sms.part])].sort((a, b) => a - b);
+      const parts = this.route.partsFor(message).length;
+      if (acknowledged.length >= parts) {
+        this.journal.transaction(() => {
+          this.journal.update(message.id, { state: 'delivered', lastError: null, nextAttemptAt: null });
+          this.journal.setRouteDetail(message.id, { ...detail, acknowledged, deliveredAt: entry.time });
+        });
+        this.matcher.remove(message.id);
+        this.log.info({ msgId: message.id, from: message.oa, to: message.da, route: 'S', outcome: 'delivered', attempt: message.attempts }, 'the phone acknowledged the SMS');
+      } else {
+        this.journal.setRouteDetail(message.id, { ...detail, acknowledged });
+      }
+    }
+  }
+
+  /** An S call came back from Asterisk; the log has been read up to now. */
+  onCallFinished(queue: string, status: string): void {
+    const ids = [...new Set(this.matcher.pendingFor(queue).map((p) => p.id))];
+    for (const id of ids) {
+      const message = this.journal.get(id);
+      if (!message || message.state !== 'spooled') {
+        this.matcher.remove(id);
+        continue;
+      }
+      const unread = this.filesOf(message).filter((f) => existsSync(f));
+      if (status === 'Completed' && unread.length > 0) continue; // not taken by this call: the next one sends it
+      const reason =
+        status === 'Expired'
+          ? 'no answer'
+          : status === 'Failed'
+            ? 'the call file was refused by Asterisk'
+            : 'the phone did not acknowledge the message';
+      this.failedAttempt(message, reason);
+    }
+  }
+
+  private filesOf(message: MessageRow): string[] {
+    const queue = queueForNumber(message.da);
+    return this.route.partsFor(message).map((_, i) => path.join(this.config.spool.mttx, `${queue}.${message.id}-${i + 1}`));
+  }
+
+  private failedAttempt(message: MessageRow, reason: string): void {
+    this.matcher.remove(message.id);
+    // What app_sms has not read yet must not go out on a later call as well as in the retry.
+    for (const f of this.filesOf(message)) rmSync(f, { force: true });
+    const detail = detailOf(message);
+    const log = { msgId: message.id, from: message.oa, to: message.da, route: 'S', attempt: message.attempts, reason };
+    if (message.attempts >= this.config.sms.maxAttempts) {
+      this.journal.transaction(() => {
+        this.journal.update(message.id, { state: 'failed', lastError: reason, nextAttemptAt: null });
+        this.journal.setRouteDetail(message.id, detail);
+      });
+      this.log.warn({ ...log, outcome: 'failed' }, 'last SMS attempt failed; the sender is told');
+      this.hooks.finalFailure({ ...message, state: 'failed', lastError: reason }, reason);
+      return;
+    }
+    const at = new Date((this.hooks.now?.() ?? new Date()).getTime() + this.config.sms.retryDelay * 1000);
+    this.journal.transaction(() => {
+      this.journal.update(message.id, { state: 'pending', lastError: reason, nextAttemptAt: at.toISOString() });
+      this.journal.setRouteDetail(message.id, detail);
+    });
+    this.log.info({ ...log, outcome: 'retry', nextAttemptAt: at.toISOString() }, 'SMS attempt failed; retry scheduled');
+    this.hooks.retryScheduled(at);
+  }
+}
