@@ -131,6 +131,8 @@ export interface CallServiceConfig {
   readonly maxAttempts: number;
   /** Seconds between a failed attempt and the next. */
   readonly retryDelay: number;
+  /** Calls of this service outstanding at once (a PBX has few lines); the rest wait in the journal. */
+  readonly maxConcurrentCalls: number;
 }
 
 type Kind = 'string' | 'integer' | 'boolean' | 'strings';
@@ -257,6 +259,7 @@ export const SCHEMA: Schema = {
     wait_time: { kind: 'integer', default: 45, check: positive(1, 600) as never },
     max_attempts: { kind: 'integer', default: 3, check: positive(1, 100) as never },
     retry_delay: { kind: 'integer', default: 600, check: positive(1, 7 * 86400) as never },
+    max_concurrent_calls: { kind: 'integer', default: 1, check: positive(1, 1000) as never },
     dir: { kind: 'string', default: '' },
     keep: { kind: 'boolean', default: false },
     resolution: { kind: 'string', default: 'fine', check: oneOf('standard', 'fine', 'superfine') as never },
@@ -275,6 +278,7 @@ export const SCHEMA: Schema = {
     wait_time: { kind: 'integer', default: 45, check: positive(1, 600) as never },
     max_attempts: { kind: 'integer', default: 3, check: positive(1, 100) as never },
     retry_delay: { kind: 'integer', default: 600, check: positive(1, 7 * 86400) as never },
+    max_concurrent_calls: { kind: 'integer', default: 2, check: positive(1, 1000) as never },
     dir: { kind: 'string', default: '' },
     keep: { kind: 'boolean', default: false },
     engine: { kind: 'string', default: 'espeak', check: oneOf('espeak', 'gtts') as never },
@@ -508,6 +512,7 @@ function callService(t: Record<string, unknown>): CallServiceConfig {
     waitTime: t.wait_time as number,
     maxAttempts: t.max_attempts as number,
     retryDelay: t.retry_delay as number,
+    maxConcurrentCalls: t.max_concurrent_calls as number,
   };
 }
 

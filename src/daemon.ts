@@ -234,7 +234,9 @@ export class Daemon {
     }
     if (script === 'fax') await runFaxSession(session, message, route, this.config);
     else await runVoiceSession(session, message, route, this.config, this.directory.get(message.da)?.language ?? this.config.voice.language);
+    // A line is free again: notices go out, and messages waiting for a line get it.
     this.requestRouting('received');
+    this.requestRouting('pending');
   }
 
   /**
@@ -273,6 +275,7 @@ export class Daemon {
     if (row.service === 'F' || row.service === 'V') {
       this.recordCallFinished(call.fileName, call.status);
       this.requestRouting('received');
+      this.requestRouting('pending');
     } else if (row.service === 'S') {
       if (row.state === 'pending') this.journal.finishCallRow(row.id, call.status);
       // Every line app_sms wrote during the call is in its log by now: read them first.

@@ -177,6 +177,8 @@ export class Journal {
   private readonly finishCall: Statement;
   private readonly counts: Statement;
   private readonly getState: Statement;
+  private readonly outstandingByService: Statement;
+  private readonly outstandingByChannel: Statement;
   private readonly putState: Statement;
   private readonly failedSince: Statement;
 
@@ -225,6 +227,8 @@ export class Journal {
       `UPDATE calls SET state = 'done', status = ?, finished_at = ${NOW} WHERE id = ? AND state = 'pending'`,
     );
     this.counts = db.prepare(`SELECT state, count(*) AS n FROM messages GROUP BY state`);
+    this.outstandingByService = db.prepare(`SELECT count(*) AS n FROM calls WHERE state = 'pending' AND service = ?`);
+    this.outstandingByChannel = db.prepare(`SELECT count(*) AS n FROM calls WHERE state = 'pending' AND channel = ?`);
     this.getState = db.prepare(`SELECT value FROM daemon_state WHERE key = ?`);
     this.putState = db.prepare(`INSERT INTO daemon_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`);
     this.failedSince = db.prepare(`SELECT count(*) AS n FROM messages WHERE state IN ('failed','bounced') AND updated_at >= ?`);
@@ -339,6 +343,16 @@ export class Journal {
     const midnight = new Date(now.getFullYear(), now.getMonth(), now.getDate()).toISOString();
     const failedToday = (this.failedSince.get(midnight) as { n: number }).n;
     return { queued: c.received + c.pending + c.spooled, delivered: c.delivered, failedToday };
+  }
+
+  /** Calls we placed whose outcome is not known yet, for one service. */
+  outstandingCalls(service: string): number {
+    return (this.outstandingByService.get(service) as { n: number }).n;
+  }
+
+  /** Calls we placed whose outcome is not known yet, to one channel (whatever the service). */
+  outstandingCallsTo(channel: string): number {
+    return (this.outstandingByChannel.get(channel) as { n: number }).n;
   }
 
   /** Small durable values of the daemon's own (e.g. where it stopped reading a log). */

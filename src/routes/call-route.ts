@@ -74,6 +74,24 @@ export class CallRoute {
         }
         continue;
       }
+      const attemptNow = message.attempts + 1;
+      if (!journal.callFor(message.id, letter, attemptNow)) {
+        // Pacing: one call at a time to a channel, and at most max_concurrent_calls of this service.
+        // The rest wait in the journal (not in outgoing/) and are routed again when a call ends.
+        const busy =
+          journal.outstandingCallsTo(recipient.channel) > 0
+            ? 'WAITING_FOR_CHANNEL'
+            : journal.outstandingCalls(letter) >= this.spec.service.maxConcurrentCalls
+              ? 'WAITING_FOR_LINE'
+              : undefined;
+        if (busy) {
+          if (message.state !== 'pending' || message.lastError !== busy) {
+            journal.update(message.id, { state: 'pending', route: letter, channel: recipient.channel, lastError: busy, nextAttemptAt: null });
+            log.debug({ ...logFields, outcome: 'pending', code: busy }, 'waiting for a free line');
+          }
+          continue;
+        }
+      }
       try {
         await this.spec.prepare(message, recipient);
       } catch (err) {

@@ -254,3 +254,76 @@ test('outgoing_done: our archived call is read (Expired = a failed attempt) and 
     tree.cleanup();
   }
 });
+
+test('pacing: 20 messages to one V recipient never have two calls outstanding; fax calls never exceed max_concurrent_calls', async () => {
+  const tree = makeSpoolTree(TOML.replace('[fax]\n', '[fax]\nmax_concurrent_calls = 2\n').replace('repeats = 2', 'repeats = 0'));
+  const { daemon, stop } = await start(tree);
+  try {
+    for (let i = 0; i < 20; i++) writeMorx(tree.morx, { from: '2001', to: '4001', text: `voice ${i}`, now: new Date(Date.now() + i * 1000) }, false);
+    const calls = () => visibleFiles(tree.outgoing);
+    for (let done = 0; done < 20; done++) {
+      await waitUntil(() => calls().length > 0, 20_000, `call ${done + 1}`);
+      assert.equal(calls().length, 1, 'never two calls to one channel');
+      const name = calls()[0]!;
+      const c = await takeCall(tree, 'V', Number(name.split('-')[2]), 1);
+      await answer(c.port, c.script, played('SUCCESS'));
+    }
+    await waitUntil(() => (daemon.db.prepare(`SELECT count(*) AS n FROM messages WHERE state = 'delivered'`).get() as { n: number }).n === 20, 20_000, 'all 20 heard');
+
+    for (let i = 0; i < 10; i++) daemon.directory.add({ number: `31${String(i).padStart(2, '0')}`, service: 'F', channel: `PJSIP/fax${i + 10}` });
+    for (let i = 0; i < 10; i++) writeMorx(tree.morx, { from: '2001', to: `31${String(i).padStart(2, '0')}`, text: `fax ${i}` }, false);
+    let faxed = 0;
+    let most = 0;
+    while (faxed < 10) {
+      await waitUntil(() => calls().length > 0, 20_000, 'fax calls');
+      // Give the daemon every chance to (wrongly) place more calls before looking.
+      await daemon.idle();
+      most = Math.max(most, calls().length);
+      assert.ok(calls().length <= 2, `${calls().length} fax calls outstanding`);
+      for (const name of calls()) {
+        const c = await takeCall(tree, 'F', Number(name.split('-')[2]), 1);
+        await answer(c.port, c.script, faxAnswers('SUCCESS', 'HANGUP', 1));
+        faxed++;
+      }
+    }
+    assert.equal(most, 2, 'two lines were used at once');
+  } finally {
+    await stop();
+    tree.cleanup();
+  }
+});
+
+test('a restart in the middle of a retry schedule makes the next attempt at the recorded time, not sooner, not twice', async () => {
+  const tree = makeSpoolTree(TOML.replace('retry_delay = 1\nmax_attempts = 3', 'retry_delay = 3\nmax_attempts = 3'));
+  let first: Awaited<ReturnType<typeof start>> | undefined = await start(tree);
+  try {
+    writeMorx(tree.morx, { from: '2001', to: '3001', text: 'try again later' }, false);
+    const c = await takeCall(tree, 'F', 1, 1);
+    await answer(c.port, c.script, faxAnswers('FAILED', 'NO_CARRIER', 0));
+    await waitUntil(() => state(first!.daemon).state === 'pending', 10_000, 'retry scheduled');
+    const due = new Date((first.daemon.db.prepare('SELECT next_attempt_at AS t FROM messages WHERE id = 1').get() as { t: string }).t).getTime();
+    await first.stop();
+    first = undefined;
+    const second = await startDaemon(tree);
+    try {
+      const a2 = path.join(tree.outgoing, 'smsr-F-1-a2.call');
+      // Not sooner: nothing until the recorded time.
+      while (Date.now() < due - 250) {
+        assert.ok(!existsSync(a2), 'the second attempt came before its time');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await waitUntil(() => existsSync(a2), 10_000, 'the second attempt');
+      assert.ok(Date.now() >= due - 250);
+      // Not twice: routing passes after it write nothing more.
+      second.daemon.requestRouting('pending');
+      await second.daemon.idle();
+      assert.deepEqual(visibleFiles(tree.outgoing), ['smsr-F-1-a2.call']);
+      assert.equal(state(second.daemon).attempts, 2);
+    } finally {
+      await second.stop();
+    }
+  } finally {
+    await first?.stop();
+    tree.cleanup();
+  }
+});
