@@ -48,6 +48,8 @@ export interface Config {
     readonly maxAttempts: number;
     /** Seconds before the next attempt after a failed one. */
     readonly retryDelay: number;
+    /** Seconds a message is worth trying for when it carries no vp of its own. */
+    readonly validity: number;
     /** app_sms's own log: the only record of whether a phone acknowledged an SMS. */
     readonly appLog: string;
     readonly unsupportedCharacter: string;
@@ -59,6 +61,7 @@ export interface Config {
     readonly faxFailed: string;
     readonly voiceFailed: string;
     readonly smsFailed: string;
+    readonly expired: string;
   };
   readonly ami: {
     /** Off: T messages wait in the journal until AMI is configured. */
@@ -202,6 +205,7 @@ export const SCHEMA: Schema = {
     max_attempts: { kind: 'integer', default: 5, check: positive(1, 100) as never },
     retry_delay: { kind: 'integer', default: 300, check: positive(1, 7 * 86400) as never },
     app_log: { kind: 'string', default: '/var/log/asterisk/sms', check: absoluteOrRelativePath as never },
+    validity: { kind: 'integer', default: 3 * 86400, check: positive(60, 365 * 86400) as never },
     reference_bits: {
       kind: 'integer',
       default: 8,
@@ -224,6 +228,7 @@ export const SCHEMA: Schema = {
     unknown: { kind: 'string', default: 'Cannot deliver SMS to {to}. Number does not exist.' },
     sip_failed: { kind: 'string', default: 'Cannot deliver SMS to {to}. VoIP user not logged in.' },
     fax_failed: { kind: 'string', default: 'Cannot deliver SMS to {to}. Fax failed after {attempts} attempts: {reason}.' },
+    expired: { kind: 'string', default: 'Cannot deliver SMS to {to}. It expired after {attempts} attempts.' },
     sms_failed: { kind: 'string', default: 'Cannot deliver SMS to {to}. No answer after {attempts} attempts.' },
     voice_failed: { kind: 'string', default: 'Cannot deliver SMS to {to}. No answer after {attempts} attempts: {reason}.' },
   },
@@ -436,6 +441,7 @@ export function parseConfig(file: string, text: string): Config {
       maxAttempts: v.sms!.max_attempts as number,
       retryDelay: v.sms!.retry_delay as number,
       appLog: resolve(v.sms!.app_log as string),
+      validity: v.sms!.validity as number,
       unsupportedCharacter: v.sms!.unsupported_character as string,
     },
     notices: {
@@ -445,6 +451,7 @@ export function parseConfig(file: string, text: string): Config {
       faxFailed: v.notices!.fax_failed as string,
       voiceFailed: v.notices!.voice_failed as string,
       smsFailed: v.notices!.sms_failed as string,
+      expired: v.notices!.expired as string,
     },
     ami: {
       enabled: v.ami!.enabled as boolean,

@@ -56,7 +56,7 @@ export interface DrainStats {
   routed: number;
 }
 
-export type BounceReason = NoticeReason | 'sip-failed' | 'fax-failed' | 'voice-failed' | 'sms-failed';
+export type BounceReason = NoticeReason | 'sip-failed' | 'fax-failed' | 'voice-failed' | 'sms-failed' | 'expired';
 const BOUNCE_REASONS: Record<BounceReason, string> = {
   disabled: 'NUMBER_DISABLED: the recipient has service N',
   unknown: 'UNKNOWN_NUMBER: the recipient is not in the directory',
@@ -64,8 +64,9 @@ const BOUNCE_REASONS: Record<BounceReason, string> = {
   'fax-failed': 'FAX_FAILED: the last fax attempt failed',
   'voice-failed': 'VOICE_FAILED: the last voice call attempt failed',
   'sms-failed': 'SMS_FAILED: the last SMS attempt failed',
+  expired: 'EXPIRED: the validity period ended before the message could be delivered',
 };
-const BOUNCE_ROUTE: Record<BounceReason, string> = { disabled: 'N', unknown: 'N', 'sip-failed': 'T', 'fax-failed': 'F', 'voice-failed': 'V', 'sms-failed': 'S' };
+const BOUNCE_ROUTE: Record<BounceReason, string> = { disabled: 'N', unknown: 'N', 'sip-failed': 'T', 'fax-failed': 'F', 'voice-failed': 'V', 'sms-failed': 'S', expired: 'N' };
 
 export class Daemon {
   readonly db: Db;
@@ -482,7 +483,12 @@ export class Daemon {
 
   private async routeRows(rows: readonly MessageRow[]): Promise<void> {
     const byService = new Map<ServiceLetter, DeliveryItem[]>();
+    const now = Date.now();
     for (const message of rows) {
+      if (message.state === 'pending' && this.expired(message, now)) {
+        this.bounce(message, 'expired', message.lastError ?? 'validity period over');
+        continue;
+      }
       const plan = planFor(message, this.directory.get(message.da));
       const log = { msgId: message.id, from: message.oa, to: message.da, kind: message.kind };
       if (plan.action === 'deliver') {
@@ -510,6 +516,12 @@ export class Daemon {
     }
   }
 
+  /** A message waiting for another attempt past its validity (its own vp in minutes, or [sms] validity). */
+  private expired(message: MessageRow, now: number): boolean {
+    const validityMs = (message.vp ? message.vp * 60 : this.config.sms.validity) * 1000;
+    return now - Date.parse(message.receivedAt) > validityMs;
+  }
+
   /**
    * Marks a message bounced and queues a notice to its sender, in one
    * transaction. A notice is never answered with another notice.
@@ -525,7 +537,7 @@ export class Daemon {
       return;
     }
     const { notices } = this.config;
-    const template = { disabled: notices.disabled, unknown: notices.unknown, 'sip-failed': notices.sipFailed, 'fax-failed': notices.faxFailed, 'voice-failed': notices.voiceFailed, 'sms-failed': notices.smsFailed }[reason];
+    const template = { disabled: notices.disabled, unknown: notices.unknown, 'sip-failed': notices.sipFailed, 'fax-failed': notices.faxFailed, 'voice-failed': notices.voiceFailed, 'sms-failed': notices.smsFailed, expired: notices.expired }[reason];
     const text = noticeText(template, { to: message.da, from: message.oa, reason: detail, attempts: message.attempts });
     const noticeId = this.journal.transaction(() => {
       const [r] = this.journal.recordReceived([

@@ -13,6 +13,7 @@ import { writeMorx } from '../../src/cli/send.js';
 import { decodeSmsFile } from '../../src/spool/sms-file.js';
 import { parseCallFile } from '../../src/asterisk/call-file.js';
 import { SpoolUnusableError } from '../../src/errors.js';
+import { newMessage } from '../../src/journal/journal.js';
 
 function mttxMessages(tree: SpoolTree) {
   return visibleFiles(tree.mttx).map((name) => {
@@ -200,5 +201,31 @@ test('an unusable spool stops the daemon with a message naming the path and the 
     });
   } finally {
     broken.cleanup();
+  }
+});
+
+test('a message older than its validity stops being retried and its sender gets a notice', async () => {
+  const tree = makeSpoolTree('[sms]\nvalidity = 3600\n');
+  try {
+    const daemon = new Daemon(tree.config, memoryLogger(), { fsync: false });
+    daemon.directory.add({ number: '2001', service: 'S', channel: 'PJSIP/2001' });
+    daemon.directory.add({ number: '3001', service: 'F', channel: 'PJSIP/fax' });
+    // Two waiting messages: one past [sms] validity, one whose own vp (minutes) has not run out.
+    daemon.journal.recordReceived([
+      newMessage({ kind: 'message', source: 'test', sourceName: 'old', oa: '2001', da: '3001', text: 'too late' }),
+      newMessage({ kind: 'message', source: 'test', sourceName: 'vp', oa: '2001', da: '3001', text: 'long-lived', vp: 7 * 24 * 60 }),
+    ]);
+    daemon.db.prepare(`UPDATE messages SET state = 'pending', attempts = 2, last_error = 'NO_CARRIER', received_at = ?`).run(new Date(Date.now() - 2 * 3600_000).toISOString());
+    await daemon.runOnce();
+    const rows = daemon.db.prepare(`SELECT id, kind, state FROM messages ORDER BY id`).all();
+    await daemon.stop();
+    assert.deepEqual(rows, [
+      { id: 1, kind: 'message', state: 'bounced' },
+      { id: 2, kind: 'message', state: 'pending' },
+      { id: 3, kind: 'notice', state: 'spooled' },
+    ]);
+    assert.deepEqual(mttxMessages(tree).map((m) => m.text), ['Cannot deliver SMS to 3001. It expired after 2 attempts.']);
+  } finally {
+    tree.cleanup();
   }
 });
