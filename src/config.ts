@@ -48,6 +48,8 @@ export interface Config {
     readonly maxAttempts: number;
     /** Seconds before the next attempt after a failed one. */
     readonly retryDelay: number;
+    /** Seconds the parts of a long message wait for the rest before going out with markers. */
+    readonly reassemblyTimeout: number;
     /** Seconds a message is worth trying for when it carries no vp of its own. */
     readonly validity: number;
     /** app_sms's own log: the only record of whether a phone acknowledged an SMS. */
@@ -206,6 +208,7 @@ export const SCHEMA: Schema = {
     retry_delay: { kind: 'integer', default: 300, check: positive(1, 7 * 86400) as never },
     app_log: { kind: 'string', default: '/var/log/asterisk/sms', check: absoluteOrRelativePath as never },
     validity: { kind: 'integer', default: 3 * 86400, check: positive(60, 365 * 86400) as never },
+    reassembly_timeout: { kind: 'integer', default: 600, check: positive(1, 7 * 86400) as never },
     reference_bits: {
       kind: 'integer',
       default: 8,
@@ -442,6 +445,7 @@ export function parseConfig(file: string, text: string): Config {
       retryDelay: v.sms!.retry_delay as number,
       appLog: resolve(v.sms!.app_log as string),
       validity: v.sms!.validity as number,
+      reassemblyTimeout: v.sms!.reassembly_timeout as number,
       unsupportedCharacter: v.sms!.unsupported_character as string,
     },
     notices: {

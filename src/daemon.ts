@@ -27,6 +27,7 @@ import { createFaxRoute, runFaxSession } from './routes/fax.js';
 import { createVoiceRoute, runVoiceSession } from './routes/voice.js';
 import { Speech } from './render/speech.js';
 import { OutgoingDoneWatcher, type ArchivedCall } from './asterisk/outgoing-done.js';
+import { concatKey, keyString, reassemble } from './spool/reassembly.js';
 import { SmsOutcomes } from './routes/sms-outcomes.js';
 import { SmsLogFollower, type FollowPosition } from './asterisk/sms-log.js';
 import { receiveSipMessage } from './routes/sip-inbound.js';
@@ -485,6 +486,10 @@ export class Daemon {
     const byService = new Map<ServiceLetter, DeliveryItem[]>();
     const now = Date.now();
     for (const message of rows) {
+      if (message.kind === 'message' && message.source !== 'concat' && concatKey(message)) {
+        this.holdPart(message, now);
+        continue;
+      }
       if (message.state === 'pending' && this.expired(message, now)) {
         this.bounce(message, 'expired', message.lastError ?? 'validity period over');
         continue;
@@ -514,6 +519,70 @@ export class Daemon {
       await this.routes[service]!.deliver(items);
       this.stats.routed += items.length;
     }
+  }
+
+  /**
+   * A part of a long message from a phone (its UDH carries a concatenation
+   * element): parts wait in the journal until all have arrived or
+   * [sms] reassembly_timeout passes; then the joined text is recorded as one
+   * message and routed once (re-split for S, whole for F, V and T). The parts
+   * become `delivered` with route `concat` and detail.joinedInto; a duplicate
+   * part, even one arriving after its set was joined, is kept and ignored.
+   */
+  private holdPart(stale: MessageRow, now: number): void {
+    // The row may have been joined a moment ago, as part of a set completed by a sibling in this same pass.
+    const part = this.journal.get(stale.id);
+    if (!part || (part.state !== 'received' && part.state !== 'pending')) return;
+    const key = concatKey(part)!;
+    const timeoutMs = this.config.sms.reassemblyTimeout * 1000;
+    const late = this.journal
+      .joinedParts(part.oa, part.da, new Date(now - 2 * timeoutMs).toISOString())
+      .find((p) => p.state === 'delivered' && p.id !== part.id && p.udh === part.udh && keyString(concatKey(p)!) === keyString(key));
+    if (late) {
+      this.journal.update(part.id, { state: 'delivered', route: 'concat', lastError: null, nextAttemptAt: null });
+      this.journal.setRouteDetail(part.id, { duplicateOf: late.id });
+      this.log.info({ msgId: part.id, from: part.oa, to: part.da, route: 'concat', outcome: 'duplicate', duplicateOf: late.id }, 'a part already joined arrived again; ignored');
+      return;
+    }
+    if (part.state !== 'pending') this.journal.update(part.id, { state: 'pending', route: 'concat', lastError: 'WAITING_FOR_PARTS' });
+    const held = this.journal.heldParts(part.oa, part.da).filter((p) => {
+      const k = concatKey(p);
+      return k !== undefined && keyString(k) === keyString(key);
+    });
+    if (held.length === 0) return;
+    const result = reassemble(
+      held.map((p) => ({ id: p.id, oa: p.oa, da: p.da, udh: p.udh!, text: p.text, receivedAt: p.receivedAt })),
+      { now: new Date(now).toISOString(), timeoutMs },
+    );
+    if (result.kind === 'waiting') {
+      for (const p of held) if (p.nextAttemptAt !== result.until) this.journal.update(p.id, { state: 'pending', nextAttemptAt: result.until });
+      this.wakeAt(new Date(result.until));
+      return;
+    }
+    const first = held.find((p) => p.id === result.used[0]) ?? part;
+    const joinedId = this.journal.transaction(() => {
+      const [r] = this.journal.recordReceived([
+        newMessage({
+          kind: 'message',
+          source: 'concat',
+          sourceName: `concat-${result.used.join('-')}`,
+          oa: part.oa,
+          da: part.da,
+          text: result.text,
+          scts: first.scts,
+          vp: first.vp,
+          srr: first.srr,
+        }),
+      ]);
+      for (const id of [...result.used, ...result.duplicates]) {
+        this.journal.update(id, { state: 'delivered', route: 'concat', lastError: null, nextAttemptAt: null });
+        this.journal.setRouteDetail(id, result.duplicates.includes(id) ? { joinedInto: r!.id, duplicate: true } : { joinedInto: r!.id });
+      }
+      return r!.id;
+    });
+    const missing = result.kind === 'timed-out' ? result.missing : [];
+    this.log.info({ msgId: joinedId, from: part.oa, to: part.da, route: 'concat', outcome: 'joined', parts: result.used, duplicates: result.duplicates, missing }, missing.length ? 'long message joined after the timeout, with markers for missing parts' : 'long message joined');
+    this.requestRouting('received');
   }
 
   /** A message waiting for another attempt past its validity (its own vp in minutes, or [sms] validity). */

@@ -177,6 +177,8 @@ export class Journal {
   private readonly finishCall: Statement;
   private readonly counts: Statement;
   private readonly getState: Statement;
+  private readonly heldFor: Statement;
+  private readonly joinedSince: Statement;
   private readonly outstandingByService: Statement;
   private readonly outstandingByChannel: Statement;
   private readonly putState: Statement;
@@ -229,6 +231,8 @@ export class Journal {
     this.counts = db.prepare(`SELECT state, count(*) AS n FROM messages GROUP BY state`);
     this.outstandingByService = db.prepare(`SELECT count(*) AS n FROM calls WHERE state = 'pending' AND service = ?`);
     this.outstandingByChannel = db.prepare(`SELECT count(*) AS n FROM calls WHERE state = 'pending' AND channel = ?`);
+    this.heldFor = db.prepare(`SELECT * FROM messages WHERE state = 'pending' AND last_error = 'WAITING_FOR_PARTS' AND oa = ? AND da = ? ORDER BY id`);
+    this.joinedSince = db.prepare(`SELECT * FROM messages WHERE route = 'concat' AND oa = ? AND da = ? AND received_at >= ? ORDER BY id`);
     this.getState = db.prepare(`SELECT value FROM daemon_state WHERE key = ?`);
     this.putState = db.prepare(`INSERT INTO daemon_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`);
     this.failedSince = db.prepare(`SELECT count(*) AS n FROM messages WHERE state IN ('failed','bounced') AND updated_at >= ?`);
@@ -343,6 +347,16 @@ export class Journal {
     const midnight = new Date(now.getFullYear(), now.getMonth(), now.getDate()).toISOString();
     const failedToday = (this.failedSince.get(midnight) as { n: number }).n;
     return { queued: c.received + c.pending + c.spooled, delivered: c.delivered, failedToday };
+  }
+
+  /** Parts of long messages from `oa` to `da` waiting for the rest. */
+  heldParts(oa: string, da: string): MessageRow[] {
+    return (this.heldFor.all(oa, da) as RawRow[]).map(fromRaw);
+  }
+
+  /** Parts from `oa` to `da` already joined into a message since `since` (ISO). */
+  joinedParts(oa: string, da: string, since: string): MessageRow[] {
+    return (this.joinedSince.all(oa, da, since) as RawRow[]).map(fromRaw);
   }
 
   /** Calls we placed whose outcome is not known yet, for one service. */
