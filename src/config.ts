@@ -8,6 +8,7 @@ import path from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import { ConfigError } from './errors.js';
 import { isValidNumber } from './numbers.js';
+import { isValidTimeZone, parseQuietWindow } from './schedule/quiet-hours.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 
@@ -46,8 +47,9 @@ export interface Config {
     readonly referenceBits: 8 | 16;
     /** Attempts (each a new mttx file and call) before the sender is told. */
     readonly maxAttempts: number;
-    /** Seconds before the next attempt after a failed one. */
+    /** Seconds before the next attempt after the first failed one; each later wait is multiplied by retryBackoff. */
     readonly retryDelay: number;
+    readonly retryBackoff: number;
     /** Seconds the parts of a long message wait for the rest before going out with markers. */
     readonly reassemblyTimeout: number;
     /** Seconds a message is worth trying for when it carries no vp of its own. */
@@ -74,6 +76,14 @@ export interface Config {
     readonly secret: string;
     /** Seconds one action may take before it counts as failed. */
     readonly actionTimeout: number;
+  };
+  readonly quiet: {
+    /** Default window when calls are not placed ('' = none); a recipient's own window wins. */
+    readonly hours: string;
+    /** IANA zone the windows are in. */
+    readonly timeZone: string;
+    /** Services whose calls respect quiet hours. */
+    readonly services: readonly string[];
   };
   readonly commands: {
     readonly selfService: boolean;
@@ -125,6 +135,11 @@ export interface Config {
   readonly log: { readonly level: LogLevel };
 }
 
+/** The wait before attempt n + 1 after attempt n failed: delay × backoff^(n - 1), at most a day. */
+export function retryWaitMs(service: { retryDelay: number; retryBackoff: number }, failedAttempt: number): number {
+  return Math.min(86_400, service.retryDelay * service.retryBackoff ** Math.max(0, failedAttempt - 1)) * 1000;
+}
+
 /** What F and V share: how their calls are placed and retried. */
 export interface CallServiceConfig {
   readonly callerId: string;
@@ -134,8 +149,9 @@ export interface CallServiceConfig {
   readonly waitTime: number;
   /** Attempts (each a new call file) before the sender is told. */
   readonly maxAttempts: number;
-  /** Seconds between a failed attempt and the next. */
+  /** Seconds between the first failed attempt and the next; each later wait is multiplied by retryBackoff. */
   readonly retryDelay: number;
+  readonly retryBackoff: number;
   /** Calls of this service outstanding at once (a PBX has few lines); the rest wait in the journal. */
   readonly maxConcurrentCalls: number;
 }
@@ -206,6 +222,7 @@ export const SCHEMA: Schema = {
     wait_time: { kind: 'integer', default: 30, check: positive(1, 600) as never },
     max_attempts: { kind: 'integer', default: 5, check: positive(1, 100) as never },
     retry_delay: { kind: 'integer', default: 300, check: positive(1, 7 * 86400) as never },
+    retry_backoff: { kind: 'integer', default: 2, check: positive(1, 10) as never },
     app_log: { kind: 'string', default: '/var/log/asterisk/sms', check: absoluteOrRelativePath as never },
     validity: { kind: 'integer', default: 3 * 86400, check: positive(60, 365 * 86400) as never },
     reassembly_timeout: { kind: 'integer', default: 600, check: positive(1, 7 * 86400) as never },
@@ -246,6 +263,11 @@ export const SCHEMA: Schema = {
   sip: {
     domain: { kind: 'string', default: 'localhost', check: hostname as never },
   },
+  quiet: {
+    hours: { kind: 'string', default: '', check: ((v: string) => (v === '' || parseQuietWindow(v) ? undefined : 'HH:MM-HH:MM, such as 22:00-07:00, or empty for none')) as never },
+    time_zone: { kind: 'string', default: '', check: ((v: string) => (v === '' || isValidTimeZone(v) ? undefined : 'an IANA time zone such as Europe/Warsaw, or empty for the system zone')) as never },
+    services: { kind: 'strings', default: ['F', 'V'] as never, check: ((v: string[]) => (v.every((x) => ['S', 'F', 'V'].includes(x)) ? undefined : 'letters among S, F and V')) as never },
+  },
   commands: {
     self_service: { kind: 'boolean', default: false },
     per_sender_per_minute: { kind: 'integer', default: 5, check: positive(1, 1000) as never },
@@ -267,6 +289,7 @@ export const SCHEMA: Schema = {
     wait_time: { kind: 'integer', default: 45, check: positive(1, 600) as never },
     max_attempts: { kind: 'integer', default: 3, check: positive(1, 100) as never },
     retry_delay: { kind: 'integer', default: 600, check: positive(1, 7 * 86400) as never },
+    retry_backoff: { kind: 'integer', default: 2, check: positive(1, 10) as never },
     max_concurrent_calls: { kind: 'integer', default: 1, check: positive(1, 1000) as never },
     dir: { kind: 'string', default: '' },
     keep: { kind: 'boolean', default: false },
@@ -286,6 +309,7 @@ export const SCHEMA: Schema = {
     wait_time: { kind: 'integer', default: 45, check: positive(1, 600) as never },
     max_attempts: { kind: 'integer', default: 3, check: positive(1, 100) as never },
     retry_delay: { kind: 'integer', default: 600, check: positive(1, 7 * 86400) as never },
+    retry_backoff: { kind: 'integer', default: 2, check: positive(1, 10) as never },
     max_concurrent_calls: { kind: 'integer', default: 2, check: positive(1, 1000) as never },
     dir: { kind: 'string', default: '' },
     keep: { kind: 'boolean', default: false },
@@ -443,6 +467,7 @@ export function parseConfig(file: string, text: string): Config {
       referenceBits: v.sms!.reference_bits as 8 | 16,
       maxAttempts: v.sms!.max_attempts as number,
       retryDelay: v.sms!.retry_delay as number,
+      retryBackoff: v.sms!.retry_backoff as number,
       appLog: resolve(v.sms!.app_log as string),
       validity: v.sms!.validity as number,
       reassemblyTimeout: v.sms!.reassembly_timeout as number,
@@ -466,6 +491,11 @@ export function parseConfig(file: string, text: string): Config {
       actionTimeout: v.ami!.action_timeout as number,
     },
     sip: { domain: v.sip!.domain as string },
+    quiet: {
+      hours: v.quiet!.hours as string,
+      timeZone: (v.quiet!.time_zone as string) || Intl.DateTimeFormat().resolvedOptions().timeZone,
+      services: v.quiet!.services as string[],
+    },
     commands: {
       selfService: v.commands!.self_service as boolean,
       perSenderPerMinute: v.commands!.per_sender_per_minute as number,
@@ -523,6 +553,7 @@ function callService(t: Record<string, unknown>): CallServiceConfig {
     waitTime: t.wait_time as number,
     maxAttempts: t.max_attempts as number,
     retryDelay: t.retry_delay as number,
+    retryBackoff: t.retry_backoff as number,
     maxConcurrentCalls: t.max_concurrent_calls as number,
   };
 }

@@ -47,6 +47,8 @@ export interface DaemonOptions {
   batchSize?: number;
   /** fsync spool files before renaming them into place. */
   fsync?: boolean;
+  /** The clock (tests inject one to check quiet hours and schedules). */
+  now?: () => Date;
 }
 
 export interface DrainStats {
@@ -124,16 +126,25 @@ export class Daemon {
       log,
       agiAddress: () => this.agiAdvertised(),
       retryScheduled: (at: Date) => this.wakeAt(at),
+      now: options.now,
     };
     this.fax = createFaxRoute({ ...callDeps, finalFailure: (m, reason) => this.bounce(m, 'fax-failed', reason) });
     this.voice = createVoiceRoute(
       { ...callDeps, finalFailure: (m, reason) => this.bounce(m, 'voice-failed', reason) },
       new Speech({ engine: config.voice.engine, defaultLanguage: config.voice.language, log }),
     );
-    this.sms = new SmsRoute(config, this.journal, log, { fsync }, (id) => {
-      const m = this.journal.get(id);
-      if (m) this.smsOutcomes.expect(m);
-    });
+    const now = options.now ?? (() => new Date());
+    this.sms = new SmsRoute(
+      config,
+      this.journal,
+      log,
+      { fsync },
+      (id) => {
+        const m = this.journal.get(id);
+        if (m) this.smsOutcomes.expect(m);
+      },
+      now,
+    );
     this.smsOutcomes = new SmsOutcomes(config, this.journal, this.sms, log, {
       finalFailure: (m, reason) => this.bounce(m, 'sms-failed', reason),
       retryScheduled: (at) => this.wakeAt(at),
@@ -284,7 +295,9 @@ export class Daemon {
       this.smsLog.readNew();
       this.smsOutcomes.onCallFinished(row.queue, call.status);
       // Files this call did not take (written after its last look) need another call.
-      if (listInbox(this.config.spool.mttx).some((n) => n.startsWith(`${row.queue}.`))) this.sms.ensureCall(row.queue, row.channel);
+      if (listInbox(this.config.spool.mttx).some((n) => n.startsWith(`${row.queue}.`))) {
+        this.sms.ensureCall(row.queue, row.channel, this.directory.get(row.queue.replace(/^-/, '+')));
+      }
       this.requestRouting('received');
     }
   }

@@ -34,7 +34,7 @@ export class SmsCallSpool {
   }
 
   /** Makes sure exactly one call will run `SMS(queue,s)` on `channel`. Returns the new file name, if one was written. */
-  ensureCall(queue: string, channel: string, firstMessageId: number | null): string | undefined {
+  ensureCall(queue: string, channel: string, firstMessageId: number | null, at?: Date): string | undefined {
     if (this.hasPendingCall(queue)) return undefined;
     const { sms, centre, spool } = this.config;
     const call = this.journal.addCall(
@@ -51,7 +51,7 @@ export class SmsCallSpool {
       application: 'SMS',
       data: `${queue},s`,
     });
-    writeViaStaging(spool.tmp, spool.outgoing, call.fileName, Buffer.from(body), { fsync: this.options.fsync });
+    writeViaStaging(spool.tmp, spool.outgoing, call.fileName, Buffer.from(body), { fsync: this.options.fsync, mtime: at });
     return call.fileName;
   }
 }

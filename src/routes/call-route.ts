@@ -14,11 +14,12 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { CallServiceConfig, Config } from '../config.js';
+import { retryWaitMs, type CallServiceConfig, type Config } from '../config.js';
 import type { Recipient, RecipientDirectory } from '../directory/recipients.js';
 import type { Journal, MessageRow } from '../journal/journal.js';
 import { renderCallFile } from '../asterisk/call-file.js';
 import { writeViaStaging } from '../spool/atomic-write.js';
+import { callTime } from '../schedule/call-time.js';
 import { errorCode, errorMessage } from '../errors.js';
 import type { DeliveryItem } from './sms.js';
 
@@ -122,6 +123,7 @@ export class CallRoute {
   }
 
   private writeCallFile(messageId: number, recipient: Recipient, fileName: string, agi: string): void {
+    const at = callTime(this.deps.config, recipient, this.spec.letter, this.now);
     const { config } = this.deps;
     const { service, script } = this.spec;
     const body = renderCallFile({
@@ -134,7 +136,8 @@ export class CallRoute {
       application: 'AGI',
       data: `agi://${agi}/${script}/${messageId}`,
     });
-    writeViaStaging(config.spool.tmp, config.spool.outgoing, fileName, Buffer.from(body), { fsync: config.spool.fsync });
+    writeViaStaging(config.spool.tmp, config.spool.outgoing, fileName, Buffer.from(body), { fsync: config.spool.fsync, mtime: at });
+    if (at) this.deps.log.info({ msgId: messageId, route: this.spec.letter, callFile: fileName, callAt: at.toISOString() }, 'quiet hours: the call waits for the end of the window');
   }
 
   /** Writes call files that were committed but never reached outgoing/ (a crash in between). */
@@ -176,7 +179,7 @@ export class CallRoute {
   /** A failed attempt: retried after retry_delay, or after the last one the sender is told. */
   failedAttempt(message: MessageRow, reason: string, detail: Record<string, unknown> = {}, callStatus = 'Completed', options: { final?: boolean } = {}): void {
     const { journal, log } = this.deps;
-    const { maxAttempts, retryDelay } = this.spec.service;
+    const { maxAttempts } = this.spec.service;
     const call = this.activeCall(message);
     const logFields = { msgId: message.id, from: message.oa, to: message.da, route: this.spec.letter, attempt: message.attempts, reason, ...detail };
     if (message.attempts >= maxAttempts || options.final) {
@@ -190,7 +193,7 @@ export class CallRoute {
       this.cleanup(message);
       return;
     }
-    const at = new Date(this.now.getTime() + retryDelay * 1000);
+    const at = new Date(this.now.getTime() + retryWaitMs(this.spec.service, message.attempts));
     journal.transaction(() => {
       if (call) journal.finishCallRow(call.id, callStatus);
       journal.update(message.id, { state: 'pending', lastError: reason, nextAttemptAt: at.toISOString() });

@@ -19,7 +19,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
+import { retryWaitMs, type Config } from '../config.js';
 import type { Journal, MessageRow } from '../journal/journal.js';
 import { queueForNumber } from '../numbers.js';
 import { appLogText } from '../spool/sms-file.js';
@@ -142,7 +142,7 @@ export class SmsOutcomes {
       this.hooks.finalFailure({ ...message, state: 'failed', lastError: reason }, reason);
       return;
     }
-    const at = new Date((this.hooks.now?.() ?? new Date()).getTime() + this.config.sms.retryDelay * 1000);
+    const at = new Date((this.hooks.now?.() ?? new Date()).getTime() + retryWaitMs(this.config.sms, message.attempts));
     this.journal.transaction(() => {
       this.journal.update(message.id, { state: 'pending', lastError: reason, nextAttemptAt: at.toISOString() });
       this.journal.setRouteDetail(message.id, detail);

@@ -13,6 +13,7 @@ import { encodeSmsFile } from '../spool/sms-file.js';
 import { sanitizeForSms, splitMessage, chooseEncoding, type SmsPart } from '../spool/encoding.js';
 import { writeViaDotFile } from '../spool/atomic-write.js';
 import { SmsCallSpool } from '../asterisk/call-spool.js';
+import { callTime } from '../schedule/call-time.js';
 
 export interface DeliveryItem {
   message: MessageRow;
@@ -30,6 +31,7 @@ export class SmsRoute {
     private readonly options: { fsync: boolean },
     /** Told of every message handed to Asterisk (its parts are now expected in app_sms's log). */
     private readonly onSpooled: (messageId: number) => void = () => undefined,
+    private readonly now: () => Date = () => new Date(),
   ) {
     this.calls = new SmsCallSpool(config, journal, options);
   }
@@ -60,12 +62,12 @@ export class SmsRoute {
   }
 
   /** Places a call for a queue whose files are still waiting (the last call did not take them). */
-  ensureCall(queue: string, channel: string): void {
-    this.calls.ensureCall(queue, channel, null);
+  ensureCall(queue: string, channel: string, recipient?: Recipient): void {
+    this.calls.ensureCall(queue, channel, null, recipient && callTime(this.config, recipient, 'S', this.now()));
   }
 
   deliver(items: readonly DeliveryItem[]): void {
-    const queues = new Map<string, { channel: string; firstId: number }>();
+    const queues = new Map<string, { channel: string; firstId: number; recipient: Recipient }>();
     for (const { message, recipient } of items) {
       const queue = queueForNumber(recipient.number);
       const parts = this.partsFor(message);
@@ -83,10 +85,10 @@ export class SmsRoute {
         });
         writeViaDotFile(this.config.spool.mttx, `${queue}.${message.id}-${i + 1}`, file, { fsync: this.options.fsync });
       });
-      if (!queues.has(queue)) queues.set(queue, { channel: recipient.channel, firstId: message.id });
+      if (!queues.has(queue)) queues.set(queue, { channel: recipient.channel, firstId: message.id, recipient });
     }
-    for (const [queue, { channel, firstId }] of queues) {
-      const written = this.calls.ensureCall(queue, channel, firstId);
+    for (const [queue, { channel, firstId, recipient }] of queues) {
+      const written = this.calls.ensureCall(queue, channel, firstId, callTime(this.config, recipient, 'S', this.now()));
       if (written) this.log.debug({ queue, callFile: written }, 'call file queued');
     }
     this.journal.transaction(() => {

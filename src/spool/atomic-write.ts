@@ -3,10 +3,12 @@
  * final name only when it is complete. Readers (app_sms, pbx_spool) never see
  * half a file, and a crash leaves at worst a dot-file or a file in tmp/.
  */
-import { closeSync, fsyncSync, linkSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, openSync, renameSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 export interface WriteOptions {
+  /** Modification time to give the file before it is renamed in (pbx_spool waits for a future mtime). */
+  mtime?: Date;
   /** fsync the data before the rename, so a power cut cannot leave an empty file under the final name. */
   fsync: boolean;
   mode?: number;
@@ -37,6 +39,7 @@ export function writeViaStaging(stagingDir: string, targetDir: string, name: str
   const temp = path.join(stagingDir, name);
   const final = path.join(targetDir, name);
   writeWhole(temp, data, options, 'w');
+  if (options.mtime) utimesSync(temp, options.mtime, options.mtime);
   renameSync(temp, final);
   return final;
 }

@@ -18,8 +18,8 @@ export function memoryLogger(lines: string[] = [], level: 'info' | 'debug' = 'in
 }
 
 /** Starts `run()` and resolves once it is watching; `stop()` ends it the way SIGTERM does. */
-export async function startDaemon(tree: SpoolTree, lines: string[] = []) {
-  const daemon = new Daemon(tree.config, memoryLogger(lines), { fsync: false });
+export async function startDaemon(tree: SpoolTree, lines: string[] = [], options: { now?: () => Date } = {}) {
+  const daemon = new Daemon(tree.config, memoryLogger(lines), { fsync: false, now: options.now });
   let ready!: () => void;
   const started = new Promise<void>((r) => (ready = r));
   const running = daemon.run(() => ready());

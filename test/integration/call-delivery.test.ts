@@ -16,7 +16,7 @@ import { writeMorx } from '../../src/cli/send.js';
 import { decodeSmsFile } from '../../src/spool/sms-file.js';
 import { parseCallFile } from '../../src/asterisk/call-file.js';
 
-const TOML = `[fax]\nretry_delay = 1\nmax_attempts = 3\ncaller_id = "Fax <1000>"\n[voice]\nretry_delay = 1\nmax_attempts = 2\nrepeats = 2\n`;
+const TOML = `[fax]\nretry_delay = 1\nmax_attempts = 3\nretry_backoff = 1\ncaller_id = "Fax <1000>"\n[voice]\nretry_delay = 1\nmax_attempts = 2\nretry_backoff = 1\nrepeats = 2\n`;
 
 async function start(tree: SpoolTree) {
   const { daemon, stop } = await startDaemon(tree);

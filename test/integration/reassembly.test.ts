@@ -20,9 +20,9 @@ function phoneSends(tree: SpoolTree, from: string, to: string, text: string, ref
   const parts = splitMessage(text, { reference, referenceBits: bits });
   order.forEach((i, k) => {
     const p = parts[i]!;
-    writeFileSync(path.join(tree.morx, `.${from}.x-${reference}-${k}`), encodeSmsFile({ oa: from, da: to, udh: p.udh, text: p.text, dcs: p.dcs, scts: '2026-11-22T04:16:58' }));
+    writeFileSync(path.join(tree.morx, `.${from}.x-${to}-${reference}-${k}`), encodeSmsFile({ oa: from, da: to, udh: p.udh, text: p.text, dcs: p.dcs, scts: '2026-11-22T04:16:58' }));
     // renamed in, as app_sms does, so the daemon never sees half a file
-    renameSync(path.join(tree.morx, `.${from}.x-${reference}-${k}`), path.join(tree.morx, `${from}.2026-11-22T04:16:58-${reference}${k}`));
+    renameSync(path.join(tree.morx, `.${from}.x-${to}-${reference}-${k}`), path.join(tree.morx, `${from}.2026-11-22T04:16:58-${to}${reference}${k}`));
   });
   return parts;
 }
@@ -37,25 +37,39 @@ test('a three-part GSM and a two-part UCS-2 message, out of order with a duplica
   try {
     daemon.directory.add({ number: '2001', service: 'S', channel: 'DAHDI/1' });
     daemon.directory.add({ number: '3001', service: 'F', channel: 'PJSIP/fax1' });
+    // Each message, out of order with one part duplicated, to a phone and to a fax.
     const gsm = phoneSends(tree, '2002', '2001', GSM, 0x21, [2, 0, 2, 1]);
-    const ucs = phoneSends(tree, '2002', '3001', UCS2, 0x22, [1, 1, 0]);
+    phoneSends(tree, '2002', '3001', GSM, 0x21, [1, 2, 0, 0]);
+    const ucs = phoneSends(tree, '2002', '3001', UCS2, 0x22, [1, 1, 0], 16);
+    phoneSends(tree, '2002', '2001', UCS2, 0x22, [1, 0, 0], 16);
     assert.equal(gsm.length, 3);
     assert.equal(ucs.length, 2);
-    await waitUntil(() => rows(daemon).filter((r) => r.source === 'concat').length === 2, 15_000, 'two joined messages');
+    await waitUntil(() => rows(daemon).filter((r) => r.source === 'concat').length === 4, 15_000, 'four joined messages');
     const joined = rows(daemon).filter((r) => r.source === 'concat');
-    assert.deepEqual(joined.map((r) => [r.da, r.text]), [
+    assert.deepEqual(joined.map((r) => [r.da, r.text]).sort(), [
       ['2001', GSM],
+      ['2001', UCS2],
+      ['3001', GSM],
       ['3001', UCS2],
     ]);
     // The parts are kept, each pointing at its message; the duplicates too.
     const parts = rows(daemon).filter((r) => r.route === 'concat');
-    assert.equal(parts.length, 7);
-    assert.equal(parts.filter((r) => (JSON.parse(r.detail!) as { duplicate?: boolean }).duplicate).length, 2);
-    // To the phone: re-split, joining back to the original; to the fax: one call for one text.
-    await waitUntil(() => visibleFiles(tree.mttx).length === 3, 15_000, 'mttx parts');
-    const sent = visibleFiles(tree.mttx).map((n) => decodeSmsFile(readFileSync(path.join(tree.mttx, n)))).map((r) => (r.ok ? r.message : undefined)!);
-    assert.equal(joinParts(sent.map((m) => ({ udh: m.udh, text: m.text }))), GSM);
-    await waitUntil(() => visibleFiles(tree.outgoing).some((n) => n.startsWith('smsr-F-')), 15_000, 'the fax call');
+    assert.equal(parts.length, 14);
+    // Two duplicates came before their set was complete, two after it was joined: all four are ignored.
+    const details = parts.map((r) => JSON.parse(r.detail!) as { duplicate?: boolean; duplicateOf?: number });
+    assert.equal(details.filter((d) => d.duplicate).length, 2);
+    assert.equal(details.filter((d) => d.duplicateOf !== undefined).length, 2);
+    // To the phone: each re-split, joining back to its original; to the fax: one call per text.
+    await waitUntil(() => visibleFiles(tree.mttx).length >= 5, 15_000, 'mttx parts');
+    const sent = visibleFiles(tree.mttx).map((n) => ({ id: n.split('.')[1]!.split('-')[0], r: decodeSmsFile(readFileSync(path.join(tree.mttx, n))) }));
+    const byMessage = new Map<string, Array<{ udh?: string; text: string }>>();
+    for (const { id, r } of sent) {
+      assert.ok(r.ok);
+      byMessage.set(id!, [...(byMessage.get(id!) ?? []), { udh: r.message.udh, text: r.message.text }]);
+    }
+    assert.deepEqual([...byMessage.values()].map((p) => joinParts(p)).sort(), [GSM, UCS2].sort());
+    await waitUntil(() => daemon.db.prepare(`SELECT count(*) AS n FROM calls WHERE service = 'F'`).get() !== undefined && (daemon.db.prepare(`SELECT count(*) AS n FROM messages WHERE source = 'concat' AND da = '3001' AND state IN ('spooled', 'pending')`).get() as { n: number }).n === 2, 15_000, 'the fax messages');
+    // One fax line: one call now, the other waits for it in the journal.
     assert.equal(visibleFiles(tree.outgoing).filter((n) => n.startsWith('smsr-F-')).length, 1);
   } finally {
     await stop();

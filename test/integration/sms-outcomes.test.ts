@@ -13,7 +13,7 @@ import { startDaemon } from '../helpers/daemon.js';
 import { writeMorx } from '../../src/cli/send.js';
 import { appLogText, decodeSmsFile } from '../../src/spool/sms-file.js';
 
-const TOML = `[sms]\napp_log = "log/sms"\nretry_delay = 1\nmax_attempts = 2\n`;
+const TOML = `[sms]\napp_log = "log/sms"\nretry_delay = 1\nretry_backoff = 1\nmax_attempts = 2\n`;
 
 async function start(tree: SpoolTree) {
   const { daemon, stop } = await startDaemon(tree);

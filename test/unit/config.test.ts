@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { loadConfig, parseConfig } from '../../src/config.js';
+import { loadConfig, parseConfig, retryWaitMs } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../config/sms-router.example.toml', import.meta.url));
@@ -27,7 +27,7 @@ const MIN = '[centre]\nreceive_number = "1000"\nsend_number = "1000"\n';
 test('the example file documents every key with its default and loads', () => {
   const c = loadConfig(EXAMPLE);
   const text = readFileSync(EXAMPLE, 'utf8');
-  for (const key of ['root', 'quarantine', 'max_file_size', 'rescan_interval', 'create_missing', 'fsync', 'batch_size', 'call_archive', 'keep_calls', 'path', 'receive_number', 'send_number', 'max_retries', 'retry_time', 'wait_time', 'reference_bits', 'unsupported_character', 'disabled', 'unknown', 'sip_failed', 'enabled', 'host', 'port', 'username', 'secret', 'action_timeout', 'domain', 'listen', 'advertise', 'fax_failed', 'voice_failed', 'sms_failed', 'app_log', 'max_concurrent_calls', 'validity', 'expired', 'reassembly_timeout', 'caller_id', 'max_attempts', 'retry_delay', 'dir', 'keep', 'resolution', 'compression', 'header', 'local_station_id', 'header_info', 'ecm', 'min_rate', 'max_rate', 'engine', 'language', 'repeats', 'self_service', 'per_sender_per_minute', 'builtin_numbers', 'reply_max_chars', 'wrong_number', 'failed', 'too_many', 'level']) {
+  for (const key of ['root', 'quarantine', 'max_file_size', 'rescan_interval', 'create_missing', 'fsync', 'batch_size', 'call_archive', 'keep_calls', 'path', 'receive_number', 'send_number', 'max_retries', 'retry_time', 'wait_time', 'reference_bits', 'unsupported_character', 'disabled', 'unknown', 'sip_failed', 'enabled', 'host', 'port', 'username', 'secret', 'action_timeout', 'domain', 'listen', 'advertise', 'fax_failed', 'voice_failed', 'sms_failed', 'app_log', 'max_concurrent_calls', 'validity', 'expired', 'reassembly_timeout', 'hours', 'time_zone', 'services', 'retry_backoff', 'caller_id', 'max_attempts', 'retry_delay', 'dir', 'keep', 'resolution', 'compression', 'header', 'local_station_id', 'header_info', 'ecm', 'min_rate', 'max_rate', 'engine', 'language', 'repeats', 'self_service', 'per_sender_per_minute', 'builtin_numbers', 'reply_max_chars', 'wrong_number', 'failed', 'too_many', 'level']) {
     assert.match(text, new RegExp(`^${key} = `, 'm'), `${key} documented`);
   }
   assert.equal(c.spool.root, '/var/spool/asterisk');
@@ -75,10 +75,18 @@ test('errors name the file, the key and what was expected', () => {
   fails(MIN + '[commands.w]\nprogram = "/bin/true"\n', 'commands.w.keyword', /required/);
   fails(MIN + '[commands.w]\nkeyword = "W"\nprogram = "/bin/true"\nargs = "x"\n', 'commands.w.args', /array of strings/);
   fails(MIN + '[commands.w]\nkeyword = "W"\nprogram = "/bin/true"\nshell = true\n', 'commands.w.shell', /unknown key/);
+  fails(MIN + '[quiet]\nhours = "10pm-7am"\n', 'quiet.hours', /HH:MM-HH:MM/);
+  fails(MIN + '[quiet]\ntime_zone = "Mars/Olympus"\n', 'quiet.time_zone', /IANA/);
   const withProgram = parseConfig('/x.toml', MIN + '[commands]\nself_service = true\n[commands.weather]\nkeyword = "weather"\nprogram = "/usr/bin/w"\nargs = ["-s"]\ntimeout = 3\n');
   assert.equal(withProgram.commands.selfService, true);
   assert.deepEqual(withProgram.commands.programs, [
     { name: 'weather', keyword: 'WEATHER', numbers: ['*'], program: '/usr/bin/w', args: ['-s'], timeoutMs: 3000, maxOutputBytes: 65536, description: '' },
   ]);
   assert.throws(() => loadConfig('/nonexistent/sms-router.toml'), /\/nonexistent\/sms-router.toml: \(file\): a readable TOML file \(ENOENT\)/);
+});
+
+test('the retry schedule grows by the backoff factor and is capped at a day', () => {
+  assert.deepEqual([1, 2, 3, 4].map((n) => retryWaitMs({ retryDelay: 300, retryBackoff: 2 }, n)), [300_000, 600_000, 1_200_000, 2_400_000]);
+  assert.equal(retryWaitMs({ retryDelay: 3600, retryBackoff: 10 }, 5), 86_400_000);
+  assert.equal(retryWaitMs({ retryDelay: 60, retryBackoff: 1 }, 7), 60_000);
 });
