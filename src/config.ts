@@ -50,6 +50,8 @@ export interface Config {
     /** Seconds before the next attempt after the first failed one; each later wait is multiplied by retryBackoff. */
     readonly retryDelay: number;
     readonly retryBackoff: number;
+    /** S calls outstanding at once; other queues wait (their files stay in mttx) until a call ends. */
+    readonly maxConcurrentCalls: number;
     /** Seconds the parts of a long message wait for the rest before going out with markers. */
     readonly reassemblyTimeout: number;
     /** Seconds a message is worth trying for when it carries no vp of its own. */
@@ -223,6 +225,7 @@ export const SCHEMA: Schema = {
     max_attempts: { kind: 'integer', default: 5, check: positive(1, 100) as never },
     retry_delay: { kind: 'integer', default: 300, check: positive(1, 7 * 86400) as never },
     retry_backoff: { kind: 'integer', default: 2, check: positive(1, 10) as never },
+    max_concurrent_calls: { kind: 'integer', default: 32, check: positive(1, 1000) as never },
     app_log: { kind: 'string', default: '/var/log/asterisk/sms', check: absoluteOrRelativePath as never },
     validity: { kind: 'integer', default: 3 * 86400, check: positive(60, 365 * 86400) as never },
     reassembly_timeout: { kind: 'integer', default: 600, check: positive(1, 7 * 86400) as never },
@@ -468,6 +471,7 @@ export function parseConfig(file: string, text: string): Config {
       maxAttempts: v.sms!.max_attempts as number,
       retryDelay: v.sms!.retry_delay as number,
       retryBackoff: v.sms!.retry_backoff as number,
+      maxConcurrentCalls: v.sms!.max_concurrent_calls as number,
       appLog: resolve(v.sms!.app_log as string),
       validity: v.sms!.validity as number,
       reassemblyTimeout: v.sms!.reassembly_timeout as number,

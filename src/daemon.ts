@@ -222,6 +222,7 @@ export class Daemon {
     this.fax.recover();
     this.voice.recover();
     this.smsOutcomes.rebuild();
+    this.sweepSmsQueues();
     this.smsLog.start();
     this.outgoingDone.start();
     const next = this.journal.nextAttemptTime();
@@ -280,6 +281,15 @@ export class Daemon {
     return true;
   }
 
+  /** Places a call for every queue with files in sms/mttx and none pending, as pacing allows. */
+  private sweepSmsQueues(): void {
+    const queues = new Set(listInbox(this.config.spool.mttx).map((n) => n.slice(0, n.indexOf('.'))));
+    for (const queue of queues) {
+      const recipient = this.directory.get(queue.replace(/^-/, '+'));
+      if (recipient?.service === 'S' && recipient.channel) this.sms.ensureCall(queue, recipient.channel, recipient);
+    }
+  }
+
   /** One of our call files came back from Asterisk with its Status. */
   private onArchivedCall(call: ArchivedCall): void {
     const row = this.journal.callNamed(call.fileName);
@@ -294,12 +304,10 @@ export class Daemon {
       // Every line app_sms wrote during the call is in its log by now: read them first.
       this.smsLog.readNew();
       this.smsOutcomes.onCallFinished(row.queue, call.status);
-      // Files this call did not take (written after its last look) need another call.
-      if (listInbox(this.config.spool.mttx).some((n) => n.startsWith(`${row.queue}.`))) {
-        this.sms.ensureCall(row.queue, row.channel, this.directory.get(row.queue.replace(/^-/, '+')));
-      }
       this.requestRouting('received');
     }
+    // A line is free: queues whose files wait (not taken by their last call, or held back by pacing) get a call.
+    this.sweepSmsQueues();
   }
 
   /** Wakes the work loop when the earliest scheduled retry is due. */

@@ -36,6 +36,11 @@ export class SmsCallSpool {
   /** Makes sure exactly one call will run `SMS(queue,s)` on `channel`. Returns the new file name, if one was written. */
   ensureCall(queue: string, channel: string, firstMessageId: number | null, at?: Date): string | undefined {
     if (this.hasPendingCall(queue)) return undefined;
+    // Pacing: one call at a time to a channel, at most [sms] max_concurrent_calls. The files wait in
+    // mttx and the queue gets its call when one ends (Daemon.sweepSmsQueues).
+    if (this.journal.outstandingCallsTo(channel) > 0 || this.journal.outstandingCalls('S') >= this.config.sms.maxConcurrentCalls) {
+      return undefined;
+    }
     const { sms, centre, spool } = this.config;
     const call = this.journal.addCall(
       { service: 'S', queue, channel, messageId: firstMessageId, attempt: 1 },

@@ -109,3 +109,22 @@ test('S: an Expired call is a failed attempt; its unread mttx files are removed 
     tree.cleanup();
   }
 });
+
+test('S pacing: with max_concurrent_calls = 1 the second phone gets its call when the first call ends', async () => {
+  const tree = makeSpoolTree(TOML.replace('[sms]\n', '[sms]\nmax_concurrent_calls = 1\n'));
+  const { daemon, stop } = await start(tree);
+  try {
+    daemon.directory.add({ number: '2003', service: 'S', channel: 'DAHDI/3' });
+    writeMorx(tree.morx, { from: '2002', to: '2001', text: 'first phone' }, false);
+    writeMorx(tree.morx, { from: '2002', to: '2003', text: 'second phone' }, false);
+    await waitUntil(() => visibleFiles(tree.mttx).length === 2, 10_000, 'both in mttx');
+    await daemon.idle();
+    assert.deepEqual(visibleFiles(tree.outgoing).map((n) => n.split('-')[2]), ['2001'], 'one call at a time');
+    asteriskRuns(tree, '2001', 'Completed', 'Y');
+    await waitUntil(() => visibleFiles(tree.outgoing).some((n) => n.startsWith('smsr-S-2003-')), 15_000, 'the second call');
+    assert.equal(visibleFiles(tree.outgoing).length, 1);
+  } finally {
+    await stop();
+    tree.cleanup();
+  }
+});
