@@ -34,7 +34,7 @@ import { receiveSipMessage } from './routes/sip-inbound.js';
 import { AmiClient } from './asterisk/ami/client.js';
 import { FastAgiServer, type AgiSession } from './asterisk/fastagi/server.js';
 import { listInbox, quarantine, readInboxFile } from './spool/inbox.js';
-import { decodeSmsFile } from './spool/sms-file.js';
+import { decodeSmsFile, headerFields } from './spool/sms-file.js';
 import { isoLocal } from './spool/scts.js';
 
 /** A route able to take messages now. Routes not built yet are `null`: their messages wait as `pending`. */
@@ -452,14 +452,7 @@ export class Daemon {
               oa: m.oa ?? '',
               da: m.da!,
               text: m.text,
-              udh: m.udh ?? null,
-              scts: m.scts ?? null,
-              mr: m.mr ?? null,
-              dcs: m.dcs ?? null,
-              pid: m.pid ?? null,
-              vp: m.vp ?? null,
-              srr: m.srr ?? false,
-              rp: m.rp ?? false,
+              ...headerFields(m),
             }),
           });
         }

@@ -1,6 +1,6 @@
 /** `sms-router decode FILE...`: each file as one line of JSON, or its error. */
 import { readFileSync } from 'node:fs';
-import { decodeSmsFile } from '../spool/sms-file.js';
+import { decodeSmsFile, headerFields } from '../spool/sms-file.js';
 
 export function decodeFiles(files: readonly string[], out: (line: string) => void): number {
   let failed = 0;
@@ -26,14 +26,7 @@ export function decodeFiles(files: readonly string[], out: (line: string) => voi
         oa: m.oa ?? null,
         da: m.da ?? null,
         text: m.text,
-        udh: m.udh ?? null,
-        scts: m.scts ?? null,
-        mr: m.mr ?? null,
-        dcs: m.dcs ?? null,
-        pid: m.pid ?? null,
-        srr: m.srr ?? false,
-        rp: m.rp ?? false,
-        vp: m.vp ?? null,
+        ...headerFields(m),
         ...(r.warnings.length ? { warnings: r.warnings } : {}),
       }),
     );

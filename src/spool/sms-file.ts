@@ -350,3 +350,17 @@ export function appLogText(text: string): Buffer {
   }
   return Buffer.from(out);
 }
+
+/** The header fields of a decoded file with the absent ones as null (how the journal and `decode` show them). */
+export function headerFields(m: SmsFields) {
+  return {
+    udh: m.udh ?? null,
+    scts: m.scts ?? null,
+    mr: m.mr ?? null,
+    dcs: m.dcs ?? null,
+    pid: m.pid ?? null,
+    vp: m.vp ?? null,
+    srr: m.srr ?? false,
+    rp: m.rp ?? false,
+  };
+}
