@@ -118,7 +118,8 @@ export class SmsOutcomes {
           : status === 'Failed'
             ? 'the call file was refused by Asterisk'
             : 'the phone did not acknowledge the message';
-      this.failedAttempt(message, reason);
+      if (status === 'Failed') this.log.error({ msgId: id, queue, status }, 'Asterisk refused our call file (Status: Failed)');
+      this.failedAttempt(message, reason, status === 'Failed');
     }
   }
 
@@ -127,13 +128,14 @@ export class SmsOutcomes {
     return this.route.partsFor(message).map((_, i) => path.join(this.config.spool.mttx, `${queue}.${message.id}-${i + 1}`));
   }
 
-  private failedAttempt(message: MessageRow, reason: string): void {
+  /** `final`: no retry (a call file Asterisk refused is our bug, and would be refused again). */
+  private failedAttempt(message: MessageRow, reason: string, final = false): void {
     this.matcher.remove(message.id);
     // What app_sms has not read yet must not go out on a later call as well as in the retry.
     for (const f of this.filesOf(message)) rmSync(f, { force: true });
     const detail = detailOf(message);
     const log = { msgId: message.id, from: message.oa, to: message.da, route: 'S', attempt: message.attempts, reason };
-    if (message.attempts >= this.config.sms.maxAttempts) {
+    if (final || message.attempts >= this.config.sms.maxAttempts) {
       this.journal.transaction(() => {
         this.journal.update(message.id, { state: 'failed', lastError: reason, nextAttemptAt: null });
         this.journal.setRouteDetail(message.id, detail);

@@ -27,7 +27,7 @@ function row(daemon: Daemon, id = 1) {
 }
 
 /** What app_sms and pbx_spool do with one call to `queue`: read (delete) its mttx files, log each, archive the call. */
-function asteriskRuns(tree: SpoolTree, queue: string, status: 'Completed' | 'Expired', answer: 'Y' | 'N' | 'none') {
+function asteriskRuns(tree: SpoolTree, queue: string, status: 'Completed' | 'Expired' | 'Failed', answer: 'Y' | 'N' | 'none') {
   const logFile = tree.config.sms.appLog;
   mkdirSync(path.dirname(logFile), { recursive: true });
   const calls = visibleFiles(tree.outgoing).filter((n) => n.startsWith(`smsr-S-${queue}-`));
@@ -123,6 +123,22 @@ test('S pacing: with max_concurrent_calls = 1 the second phone gets its call whe
     asteriskRuns(tree, '2001', 'Completed', 'Y');
     await waitUntil(() => visibleFiles(tree.outgoing).some((n) => n.startsWith('smsr-S-2003-')), 15_000, 'the second call');
     assert.equal(visibleFiles(tree.outgoing).length, 1);
+  } finally {
+    await stop();
+    tree.cleanup();
+  }
+});
+
+test('S: Status Failed (our call file refused) fails the message at once with a notice', async () => {
+  const tree = makeSpoolTree(TOML.replace('max_attempts = 2', 'max_attempts = 5'));
+  const { daemon, stop } = await start(tree);
+  try {
+    writeMorx(tree.morx, { from: '2002', to: '2001', text: 'bad call file' }, false);
+    await waitUntil(() => row(daemon)?.state === 'spooled', 10_000, 'spooled');
+    asteriskRuns(tree, '2001', 'Failed', 'none');
+    await waitUntil(() => row(daemon)?.state === 'bounced', 15_000, 'failed at once');
+    assert.equal(row(daemon)?.attempts, 1);
+    assert.match(row(daemon)!.lastError!, /refused by Asterisk/);
   } finally {
     await stop();
     tree.cleanup();
