@@ -223,6 +223,8 @@ export class Daemon {
     this.voice.recover();
     this.smsOutcomes.rebuild();
     this.sweepSmsQueues();
+    // The demo has no Asterisk to create the log's directory.
+    if (this.config.spool.createMissing) mkdirSync(path.dirname(this.config.sms.appLog), { recursive: true });
     this.smsLog.start();
     this.outgoingDone.start();
     const next = this.journal.nextAttemptTime();
