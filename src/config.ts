@@ -199,6 +199,22 @@ const COMMAND_PROGRAM: Record<string, Field> = {
   description: { kind: 'string', default: '', check: noControl as never },
 };
 
+/** The keys [fax] and [voice] share: how their calls are placed, retried and paced, and where their files wait. */
+function callServiceFields(maxConcurrentCalls: number): Record<string, Field> {
+  return {
+    caller_id: { kind: 'string', default: '"SMS centre" <1000>', check: noControl as never },
+    max_retries: { kind: 'integer', default: 2, check: positive(0, 100) as never },
+    retry_time: { kind: 'integer', default: 300, check: positive(1, 86400) as never },
+    wait_time: { kind: 'integer', default: 45, check: positive(1, 600) as never },
+    max_attempts: { kind: 'integer', default: 3, check: positive(1, 100) as never },
+    retry_delay: { kind: 'integer', default: 600, check: positive(1, 7 * 86400) as never },
+    retry_backoff: { kind: 'integer', default: 2, check: positive(1, 10) as never },
+    max_concurrent_calls: { kind: 'integer', default: maxConcurrentCalls, check: positive(1, 1000) as never },
+    dir: { kind: 'string', default: '' },
+    keep: { kind: 'boolean', default: false },
+  };
+}
+
 export const SCHEMA: Schema = {
   spool: {
     root: { kind: 'string', default: '/var/spool/asterisk', check: absoluteOrRelativePath as never },
@@ -286,16 +302,7 @@ export const SCHEMA: Schema = {
     advertise: { kind: 'string', default: '', check: ((v: string) => (v === '' ? undefined : hostPort(v))) as never },
   },
   fax: {
-    caller_id: { kind: 'string', default: '"SMS centre" <1000>', check: noControl as never },
-    max_retries: { kind: 'integer', default: 2, check: positive(0, 100) as never },
-    retry_time: { kind: 'integer', default: 300, check: positive(1, 86400) as never },
-    wait_time: { kind: 'integer', default: 45, check: positive(1, 600) as never },
-    max_attempts: { kind: 'integer', default: 3, check: positive(1, 100) as never },
-    retry_delay: { kind: 'integer', default: 600, check: positive(1, 7 * 86400) as never },
-    retry_backoff: { kind: 'integer', default: 2, check: positive(1, 10) as never },
-    max_concurrent_calls: { kind: 'integer', default: 1, check: positive(1, 1000) as never },
-    dir: { kind: 'string', default: '' },
-    keep: { kind: 'boolean', default: false },
+    ...callServiceFields(1),
     resolution: { kind: 'string', default: 'fine', check: oneOf('standard', 'fine', 'superfine') as never },
     compression: { kind: 'string', default: 'g4', check: oneOf('g4', 'g3') as never },
     header: { kind: 'string', default: 'Text message from {from} sent {time} (ref {ref})', check: noControl as never },
@@ -306,16 +313,7 @@ export const SCHEMA: Schema = {
     max_rate: { kind: 'integer', default: 14400, check: oneOf(2400, 4800, 7200, 9600, 12000, 14400) as never },
   },
   voice: {
-    caller_id: { kind: 'string', default: '"SMS centre" <1000>', check: noControl as never },
-    max_retries: { kind: 'integer', default: 2, check: positive(0, 100) as never },
-    retry_time: { kind: 'integer', default: 300, check: positive(1, 86400) as never },
-    wait_time: { kind: 'integer', default: 45, check: positive(1, 600) as never },
-    max_attempts: { kind: 'integer', default: 3, check: positive(1, 100) as never },
-    retry_delay: { kind: 'integer', default: 600, check: positive(1, 7 * 86400) as never },
-    retry_backoff: { kind: 'integer', default: 2, check: positive(1, 10) as never },
-    max_concurrent_calls: { kind: 'integer', default: 2, check: positive(1, 1000) as never },
-    dir: { kind: 'string', default: '' },
-    keep: { kind: 'boolean', default: false },
+    ...callServiceFields(2),
     engine: { kind: 'string', default: 'espeak', check: oneOf('espeak', 'gtts') as never },
     language: { kind: 'string', default: 'en', check: ((v: string) => (/^[a-z]{2,3}(-[A-Za-z]{2,4})?$/.test(v) ? undefined : 'a language code such as en or pl')) as never },
     repeats: { kind: 'integer', default: 2, check: positive(0, 10) as never },
