@@ -12,6 +12,7 @@ import { makeSpoolTree, visibleFiles, waitUntil, type SpoolTree } from '../helpe
 import { FakeAmiServer } from '../fakes/ami-server.js';
 import type { Daemon } from '../../src/daemon.js';
 import { startDaemon } from '../helpers/daemon.js';
+import { newMessage } from '../../src/journal/journal.js';
 import { writeMorx } from '../../src/cli/send.js';
 import { decodeSmsFile } from '../../src/spool/sms-file.js';
 
@@ -73,7 +74,7 @@ test('every built-in answers an S sender in mttx and a T sender through AMI; pro
     // The same commands from a softphone come back as SIP messages.
     for (const c of commands) {
       daemon.journal.recordReceived([
-        { kind: 'message', parentId: null, source: 'sip', sourceName: `t-${c}`, contentHash: c, oa: '1002', da: '5000', text: c, udh: null, scts: null, mr: null, dcs: null, pid: null, vp: null, srr: false, rp: false },
+        newMessage({ kind: 'message', source: 'sip', sourceName: `t-${c}`, contentHash: c, oa: '1002', da: '5000', text: c }),
       ]);
     }
     daemon.requestRouting('received');
@@ -116,7 +117,7 @@ test('100 commands in a minute from one sender get at most the limit plus one "t
   try {
     for (let i = 0; i < 100; i++) {
       daemon.journal.recordReceived([
-        { kind: 'message', parentId: null, source: 'test', sourceName: `flood-${i}`, contentHash: String(i), oa: '2001', da: '5000', text: `PING ${i}`, udh: null, scts: null, mr: null, dcs: null, pid: null, vp: null, srr: false, rp: false },
+        newMessage({ kind: 'message', source: 'test', sourceName: `flood-${i}`, contentHash: String(i), oa: '2001', da: '5000', text: `PING ${i}` }),
       ]);
     }
     daemon.requestRouting('received');

@@ -12,6 +12,7 @@ import { FakeAmiServer, TEXT } from '../fakes/ami-server.js';
 import { connectFakeAgi, type AgiAnswer } from '../fakes/agi-client.js';
 import type { Daemon } from '../../src/daemon.js';
 import { startDaemon } from '../helpers/daemon.js';
+import { newMessage } from '../../src/journal/journal.js';
 import { writeMorx } from '../../src/cli/send.js';
 import { decodeSmsFile } from '../../src/spool/sms-file.js';
 
@@ -128,7 +129,7 @@ test('the AMI server dies with 100 MessageSends pending: each fails fast, waits,
     await daemon.ami!.waitConnected(5_000);
     for (let i = 0; i < 100; i++) {
       daemon.journal.recordReceived([
-        { kind: 'message', parentId: null, source: 'test', sourceName: `m${i}`, contentHash: String(i), oa: '2001', da: '1001', text: `message ${i}`, udh: null, scts: null, mr: null, dcs: null, pid: null, vp: null, srr: false, rp: false },
+        newMessage({ kind: 'message', source: 'test', sourceName: `m${i}`, contentHash: String(i), oa: '2001', da: '1001', text: `message ${i}` }),
       ]);
     }
     daemon.requestRouting('received');

@@ -158,7 +158,7 @@ test('a long message to an S phone is split with a per-recipient reference from 
     const long = 'x'.repeat(400);
     for (let i = 0; i < 2; i++) {
       daemon.journal.recordReceived([
-        { kind: 'message', parentId: null, source: 'test', sourceName: `long-${i}`, contentHash: String(i), oa: '2002', da: '2001', text: long, udh: null, scts: null, mr: null, dcs: null, pid: null, vp: null, srr: false, rp: false },
+        newMessage({ kind: 'message', source: 'test', sourceName: `long-${i}`, contentHash: String(i), oa: '2002', da: '2001', text: long }),
       ]);
     }
     await daemon.routeStored('received');

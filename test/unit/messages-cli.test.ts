@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openDatabase, type Db } from '../../src/journal/store.js';
-import { Journal, MESSAGE_STATES, contentHash, type MessageRow, type MessageState, type NewMessage } from '../../src/journal/journal.js';
+import { Journal, MESSAGE_STATES, contentHash, newMessage, type MessageRow, type MessageState, type NewMessage } from '../../src/journal/journal.js';
 import { CANCELLED_ERROR, parseSince, runMessagesCommand, type CliIo } from '../../src/cli/messages.js';
 
 const SECRET = 'PIN 4711 for the side door';
@@ -25,25 +25,16 @@ let serial = 0;
 function message(over: Partial<NewMessage> = {}): NewMessage {
   serial++;
   const text = over.text ?? `text ${serial}`;
-  return {
+  return newMessage({
     kind: 'message',
-    parentId: null,
     source: 'test',
     sourceName: `file-${serial}`,
     contentHash: contentHash(`${serial}:${text}`),
     oa: '2002',
     da: '2001',
     text,
-    udh: null,
-    scts: null,
-    mr: null,
-    dcs: null,
-    pid: null,
-    vp: null,
-    srr: false,
-    rp: false,
     ...over,
-  };
+  });
 }
 
 interface Fixture {
