@@ -134,7 +134,15 @@ export interface Config {
     readonly language: string;
     readonly repeats: number;
   };
-  readonly log: { readonly level: LogLevel };
+  readonly http: {
+    /** Off when undefined. */
+    readonly listen: { readonly host: string; readonly port: number } | undefined;
+  };
+  readonly log: {
+    readonly level: LogLevel;
+    /** A file to write the JSON log lines to (reopened on SIGHUP, for logrotate); empty = standard output. */
+    readonly file: string;
+  };
 }
 
 /** The wait before attempt n + 1 after attempt n failed: delay × backoff^(n - 1), at most a day. */
@@ -184,6 +192,11 @@ export function parseHostPort(v: string): { host: string; port: number } | undef
   const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253}):([0-9]{1,5})$/.exec(v);
   if (!m || Number(m[2]) > 65535) return undefined;
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+}
+/** [http] listen: a bare port means loopback, so that nothing is exposed by accident. */
+export function parseListen(v: string): { host: string; port: number } | undefined {
+  if (/^[0-9]{1,5}$/.test(v)) return Number(v) <= 65535 ? { host: '127.0.0.1', port: Number(v) } : undefined;
+  return parseHostPort(v);
 }
 const absoluteOrRelativePath = (v: string) =>
   v.length > 0 && !/[\0\r\n]/.test(v) ? undefined : 'a non-empty path';
@@ -318,7 +331,16 @@ export const SCHEMA: Schema = {
     language: { kind: 'string', default: 'en', check: ((v: string) => (/^[a-z]{2,3}(-[A-Za-z]{2,4})?$/.test(v) ? undefined : 'a language code such as en or pl')) as never },
     repeats: { kind: 'integer', default: 2, check: positive(0, 10) as never },
   },
+  http: {
+    listen: {
+      kind: 'string',
+      default: '',
+      check: ((v: string) =>
+        v === '' || parseListen(v) ? undefined : 'empty (off), PORT (on 127.0.0.1) or HOST:PORT, such as 127.0.0.1:9464') as never,
+    },
+  },
   log: {
+    file: { kind: 'string', default: '', check: ((v: string) => (/[\0\r\n]/.test(v) ? 'a path' : undefined)) as never },
     level: {
       kind: 'string',
       default: 'info',
@@ -542,7 +564,8 @@ export function parseConfig(file: string, text: string): Config {
       language: v.voice!.language as string,
       repeats: v.voice!.repeats as number,
     },
-    log: { level: v.log!.level as LogLevel },
+    http: { listen: (v.http!.listen as string) === '' ? undefined : parseListen(v.http!.listen as string) },
+    log: { level: v.log!.level as LogLevel, file: (v.log!.file as string) === '' ? '' : resolve(v.log!.file as string) },
   };
   return deepFreeze(config);
 }

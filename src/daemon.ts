@@ -36,6 +36,8 @@ import { FastAgiServer, type AgiSession } from './asterisk/fastagi/server.js';
 import { listInbox, quarantine, readInboxFile } from './spool/inbox.js';
 import { decodeSmsFile, headerFields } from './spool/sms-file.js';
 import { isoLocal } from './spool/scts.js';
+import { Metrics } from './observe/metrics.js';
+import { HttpService, type HealthCheck } from './observe/http.js';
 
 /** A route able to take messages now. Routes not built yet are `null`: their messages wait as `pending`. */
 export interface Route {
@@ -93,13 +95,19 @@ export class Daemon {
   private readonly sms: SmsRoute;
   private readonly smsOutcomes: SmsOutcomes;
   private readonly smsLog: SmsLogFollower;
+  private readonly commands: CommandRoute;
   private wakeTime = Infinity;
   private agi: FastAgiServer | undefined;
   private agiAddress: { host: string; port: number } | undefined;
   readonly stats: DrainStats = { read: 0, recorded: 0, duplicates: 0, quarantined: 0, routed: 0 };
+  readonly metrics = new Metrics();
+  private http: HttpService | undefined;
+  private httpAddress: { host: string; port: number } | undefined;
+  private failed: unknown;
 
   constructor(
-    readonly config: Config,
+    /** Replaced (in part) by reload(). */
+    public config: Config,
     private readonly log: Logger,
     options: DaemonOptions = {},
   ) {
@@ -108,6 +116,11 @@ export class Daemon {
     this.db = openDatabase(config.database.path);
     this.journal = new Journal(this.db);
     this.directory = new RecipientDirectory(this.db);
+    this.journal.observer = this.metrics;
+    this.metrics.attach({
+      countByState: () => this.journal.countByState(),
+      amiState: () => this.ami?.state,
+    });
     const fsync = options.fsync ?? config.spool.fsync;
     this.ami = config.ami.enabled
       ? new AmiClient({
@@ -127,6 +140,7 @@ export class Daemon {
       agiAddress: () => this.agiAdvertised(),
       retryScheduled: (at: Date) => this.wakeAt(at),
       now: options.now,
+      prepared: (letter: 'F' | 'V', seconds: number) => this.metrics.rendered(letter === 'F' ? 'fax' : 'speech', seconds),
     };
     this.fax = createFaxRoute({ ...callDeps, finalFailure: (m, reason) => this.bounce(m, 'fax-failed', reason) });
     this.voice = createVoiceRoute(
@@ -177,7 +191,7 @@ export class Daemon {
       S: this.sms,
       F: this.fax,
       V: this.voice,
-      C: new CommandRoute(config, this.journal, this.directory, log, () => this.requestRouting('received')),
+      C: (this.commands = new CommandRoute(config, this.journal, this.directory, log, () => this.requestRouting('received'))),
       T: new SipRoute(config, this.journal, log, this.ami, {
         failed: (message, reason) => this.bounce(message, 'sip-failed', reason),
       }),
@@ -208,8 +222,17 @@ export class Daemon {
     if (this.ami) {
       // The client logs its own connects, drops and refused logins.
       // Messages that waited for AMI go out when it is back, in journal order.
-      this.ami.on('connected', () => this.requestRouting('pending'));
+      let connections = 0;
+      this.ami.on('connected', () => {
+        if (++connections > 1) this.metrics.amiReconnects.inc();
+        this.requestRouting('pending');
+      });
       this.ami.start();
+    }
+    if (this.config.http.listen) {
+      this.http = new HttpService({ ...this.config.http.listen, metrics: this.metrics, health: () => this.health(), log: this.log });
+      this.httpAddress = await this.http.listen();
+      this.log.info({ http: `${this.httpAddress.host}:${this.httpAddress.port}` }, 'HTTP /healthz and /metrics listening');
     }
     this.agi = new FastAgiServer({ host: this.config.agi.host, port: this.config.agi.port, logger: this.log }, (script) => {
       if (script === 'message') return (session) => this.onSipMessage(session);
@@ -335,6 +358,49 @@ export class Daemon {
       // Even when the session hung up after the row was committed, the message is routed.
       this.requestRouting('received');
     }
+  }
+
+  /**
+   * SIGHUP: the config file was read again (and is valid). What belongs to
+   * the recipients' side is applied now: [notices] texts, [commands], and
+   * [log] level (applied by main.ts, which owns the logger). The directory
+   * itself lives in the database and is always read fresh. Every other table
+   * that changed is named: it takes effect at the next restart.
+   */
+  reload(next: Config): { applied: string[]; needRestart: string[] } {
+    const live = ['notices', 'commands', 'log'] as const;
+    const changed = (Object.keys(next) as Array<keyof Config>).filter(
+      (k) => k !== 'file' && JSON.stringify(next[k]) !== JSON.stringify(this.config[k]),
+    );
+    const applied = changed.filter((k) => (live as readonly string[]).includes(k));
+    const needRestart = changed.filter((k) => !(live as readonly string[]).includes(k));
+    this.config = { ...this.config, notices: next.notices, commands: next.commands, log: next.log };
+    if (applied.includes('commands')) this.commands.reconfigure(next.commands);
+    return { applied, needRestart };
+  }
+
+  /** What /healthz reports: the daemon's loop, the database (by writing to it) and AMI. */
+  health(): HealthCheck[] {
+    const checks: HealthCheck[] = [];
+    checks.push(
+      this.failed !== undefined || this.stopping
+        ? { name: 'daemon', ok: false, detail: this.failed !== undefined ? `stopped: ${errorMessage(this.failed)}` : 'stopping' }
+        : { name: 'daemon', ok: true, detail: 'running' },
+    );
+    try {
+      this.journal.writeState('healthz', new Date().toISOString());
+      checks.push({ name: 'database', ok: true, detail: 'writable' });
+    } catch (err) {
+      checks.push({ name: 'database', ok: false, detail: `${errorCode(err)}: ${errorMessage(err)}` });
+    }
+    if (!this.ami) checks.push({ name: 'ami', ok: true, detail: 'not configured ([ami] enabled = false): T messages wait' });
+    else checks.push({ name: 'ami', ok: this.ami.state === 'connected', detail: this.ami.state });
+    return checks;
+  }
+
+  /** Where /healthz and /metrics listen (after run() started them). */
+  get httpListening(): { host: string; port: number } | undefined {
+    return this.httpAddress;
   }
 
   /** Where the FastAGI service listens (after run() started it). */
@@ -532,6 +598,7 @@ export class Daemon {
       }
     }
     for (const [service, items] of byService) {
+      this.metrics.messagesRouted(service, items.length);
       await this.routes[service]!.deliver(items);
       this.stats.routed += items.length;
     }
@@ -652,6 +719,7 @@ export class Daemon {
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.outgoingDone.stop();
     this.smsLog.stop();
+    await this.http?.close();
     await this.agi?.close();
     await this.draining?.catch(() => undefined);
     await this.ami?.stop();
@@ -667,6 +735,7 @@ export class Daemon {
     this.fatalHandler = handler;
   }
   private fatal(err: unknown): void {
+    this.failed ??= err;
     this.log.fatal({ code: errorCode(err), err: errorMessage(err) }, 'stopping');
     if (this.fatalHandler) this.fatalHandler(err);
     else throw err;

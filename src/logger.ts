@@ -5,7 +5,12 @@
 import pino, { type Logger } from 'pino';
 import type { LogLevel } from './config.js';
 
-export function createLogger(level: LogLevel, destination: NodeJS.WritableStream | number = 1): Logger {
+/** A log file ([log] file) that SIGHUP can reopen after logrotate moved it. */
+export function openLogFile(file: string): ReturnType<typeof pino.destination> {
+  return pino.destination({ dest: file, sync: true, mkdir: true });
+}
+
+export function createLogger(level: LogLevel, destination: NodeJS.WritableStream | ReturnType<typeof pino.destination> | number = 1): Logger {
   const redact = level === 'debug' || level === 'trace' ? ['secret', '*.secret'] : ['text', '*.text', 'secret', '*.secret'];
   return pino(
     {

@@ -8,7 +8,8 @@ import { parseArgs } from 'node:util';
 import { loadConfig, type Config, type LogLevel } from './config.js';
 import { Daemon } from './daemon.js';
 import { errorCode, errorMessage, SmsRouterError, SpoolUnusableError, UsageError } from './errors.js';
-import { createLogger } from './logger.js';
+import { createLogger, openLogFile } from './logger.js';
+import { notifySystemd } from './systemd-notify.js';
 import { decodeFiles } from './cli/decode.js';
 import { writeMorx } from './cli/send.js';
 import { runUsersCommand } from './cli/users.js';
@@ -63,7 +64,9 @@ async function daemonCommand(command: 'run' | 'process', args: string[]): Promis
   const cfg = config(values.config);
   const level = (values['log-level'] ?? cfg.log.level) as LogLevel;
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(level)) throw new UsageError(`--log-level: unknown level ${level}`);
-  const log = createLogger(level);
+  // [log] file: lines go there and SIGHUP reopens it (logrotate); otherwise standard output (journald).
+  const logFile = cfg.log.file ? openLogFile(cfg.log.file) : undefined;
+  const log = createLogger(level, logFile ?? 1);
   let daemon: Daemon;
   try {
     daemon = new Daemon(cfg, log);
@@ -90,6 +93,22 @@ async function daemonCommand(command: 'run' | 'process', args: string[]): Promis
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // SIGHUP: reopen the log file, read the config again, apply what can change while running.
+  process.on('SIGHUP', () => {
+    logFile?.reopen();
+    let next: Config;
+    try {
+      next = loadConfig(cfg.file);
+    } catch (err) {
+      log.error({ code: errorCode(err), err: errorMessage(err) }, 'SIGHUP: the config file is not valid; keeping the running settings');
+      return;
+    }
+    const { applied, needRestart } = daemon.reload(next);
+    if (!values['log-level']) log.level = next.log.level;
+    if (next.log.file !== cfg.log.file && !needRestart.includes('log')) needRestart.push('log (file)');
+    log.info({ applied, needRestart }, needRestart.length ? 'SIGHUP: config re-read; some changes take effect only after a restart' : 'SIGHUP: config re-read');
+    void notifySystemd(false, `running; config re-read ${new Date().toISOString()}`, log);
+  });
   let exitCode = 0;
   daemon.onFatal((err) => {
     process.stderr.write(`sms-router: ${errorMessage(err)}\n`);
@@ -97,7 +116,10 @@ async function daemonCommand(command: 'run' | 'process', args: string[]): Promis
     void daemon.stop();
   });
   log.info({ version: version(), config: cfg.file, spool: cfg.spool.root, database: cfg.database.path }, 'starting');
-  await daemon.run();
+  await daemon.run(() => {
+    // Readiness once the backlog scan has started and FastAGI (and HTTP) listen.
+    void notifySystemd(true, 'watching the spool', log);
+  });
   log.info({ ...daemon.stats }, 'stopped');
   return exitCode;
 }

@@ -54,6 +54,13 @@ export interface StateChange {
   nextAttemptAt?: string | null;
 }
 
+/** Told of every change that matters to /metrics; the journal itself stays free of metrics code. */
+export interface JournalObserver {
+  messagesReceived(source: string, count: number): void;
+  stateChanged(state: MessageState, route: string | null): void;
+  callFinished(service: string, status: string | null): void;
+}
+
 export interface PendingCall {
   id: number;
   fileName: string;
@@ -184,6 +191,9 @@ export class Journal {
   private readonly putState: Statement;
   private readonly failedSince: Statement;
 
+  /** Set by the daemon when metrics are on. */
+  observer: JournalObserver | undefined;
+
   constructor(private readonly db: Database) {
     this.insert = db.prepare(
       `INSERT INTO messages (kind, parent_id, source, source_name, content_hash, oa, da, text, udh, scts, mr, dcs, pid, vp, srr, rp, state)
@@ -209,7 +219,8 @@ export class Journal {
          attempts = coalesce(@attempts, attempts),
          next_attempt_at = CASE WHEN @setNext THEN @nextAttemptAt ELSE next_attempt_at END,
          updated_at = ${NOW}
-       WHERE id = @id`,
+       WHERE id = @id
+       RETURNING route`,
     );
     this.setDetail = db.prepare(`UPDATE messages SET detail = ?, updated_at = ${NOW} WHERE id = ?`);
     this.readRef = db.prepare(`SELECT next_ref FROM concat_refs WHERE number = ?`);
@@ -226,7 +237,7 @@ export class Journal {
     );
     this.nextCallId = db.prepare(`SELECT coalesce(max(id), 0) + 1 AS id FROM calls`);
     this.finishCall = db.prepare(
-      `UPDATE calls SET state = 'done', status = ?, finished_at = ${NOW} WHERE id = ? AND state = 'pending'`,
+      `UPDATE calls SET state = 'done', status = ?, finished_at = ${NOW} WHERE id = ? AND state = 'pending' RETURNING service`,
     );
     this.counts = db.prepare(`SELECT state, count(*) AS n FROM messages GROUP BY state`);
     this.outstandingByService = db.prepare(`SELECT count(*) AS n FROM calls WHERE state = 'pending' AND service = ?`);
@@ -243,7 +254,7 @@ export class Journal {
    * whether it was already there (the same file read again after a crash).
    */
   recordReceived(messages: readonly NewMessage[]): Array<{ id: number; duplicate: boolean }> {
-    return this.db.transaction(() =>
+    const results = this.db.transaction(() =>
       messages.map((m) => {
         const info = this.insert.run({ ...m, srr: m.srr ? 1 : 0, rp: m.rp ? 1 : 0 });
         if (info.changes === 1) return { id: Number(info.lastInsertRowid), duplicate: false };
@@ -251,6 +262,15 @@ export class Journal {
         return { id: row.id, duplicate: true };
       }),
     )();
+    if (this.observer) {
+      // Counted once the transaction is committed (an outer transaction may still roll back: rare, and only ever over-counts).
+      const bySource = new Map<string, number>();
+      results.forEach((r, i) => {
+        if (!r.duplicate) bySource.set(messages[i]!.source, (bySource.get(messages[i]!.source) ?? 0) + 1);
+      });
+      for (const [source, n] of bySource) this.observer.messagesReceived(source, n);
+    }
+    return results;
   }
 
   get(id: number): MessageRow | undefined {
@@ -286,7 +306,7 @@ export class Journal {
   }
 
   update(id: number, change: StateChange): void {
-    this.setState.run({
+    const row = this.setState.get({
       id,
       state: change.state,
       route: change.route ?? null,
@@ -296,7 +316,8 @@ export class Journal {
       attempts: change.attempts ?? null,
       setNext: change.nextAttemptAt !== undefined ? 1 : 0,
       nextAttemptAt: change.nextAttemptAt ?? null,
-    });
+    }) as { route: string | null } | undefined;
+    if (row) this.observer?.stateChanged(change.state, row.route);
   }
 
   setRouteDetail(id: number, detail: unknown): void {
@@ -338,7 +359,8 @@ export class Journal {
   }
 
   finishCallRow(id: number, status: string | null): void {
-    this.finishCall.run(status, id);
+    const row = this.finishCall.get(status, id) as { service: string } | undefined;
+    if (row) this.observer?.callFinished(row.service, status);
   }
 
   /** For the STATUS command: waiting, delivered, and failed or bounced since local midnight. */

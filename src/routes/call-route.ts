@@ -48,6 +48,8 @@ export interface CallRouteDeps {
   /** A retry was scheduled: wake the work loop at that time. */
   retryScheduled(at: Date): void;
   now?: () => Date;
+  /** How long prepare() (the render) took, for /metrics. */
+  prepared?(letter: 'F' | 'V', seconds: number): void;
 }
 
 export class CallRoute {
@@ -55,7 +57,8 @@ export class CallRoute {
     readonly spec: CallRouteSpec,
     private readonly deps: CallRouteDeps,
   ) {
-    mkdirSync(spec.dir, { recursive: true });
+    // Security: the TIFFs and WAVs are only read by Asterisk's group; its members need not write here (umask can only narrow this).
+    mkdirSync(spec.dir, { recursive: true, mode: 0o750 });
   }
 
   private get now(): Date {
@@ -94,7 +97,9 @@ export class CallRoute {
         }
       }
       try {
+        const started = process.hrtime.bigint();
         await this.spec.prepare(message, recipient);
+        this.deps.prepared?.(letter, Number(process.hrtime.bigint() - started) / 1e9);
       } catch (err) {
         // A message we cannot render will not render next time either: fail it and tell the sender.
         log.error({ ...logFields, code: errorCode(err), err: errorMessage(err) }, 'cannot prepare the call');

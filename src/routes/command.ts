@@ -16,7 +16,8 @@ import type { DeliveryItem } from './sms.js';
 
 export class CommandRoute {
   readonly letter = 'C' as const;
-  private readonly service: CommandService;
+  private service: CommandService;
+  private readonly serviceDeps: ConstructorParameters<typeof CommandService>[1];
 
   constructor(
     private readonly config: Config,
@@ -26,7 +27,7 @@ export class CommandRoute {
     private readonly replyQueued: () => void,
     startedAt = new Date(),
   ) {
-    this.service = new CommandService(config.commands, {
+    this.serviceDeps = {
       now: () => new Date(),
       daemonStartedAt: startedAt,
       systemUptimeSeconds: () => os.uptime(),
@@ -35,7 +36,13 @@ export class CommandRoute {
         directory.set(number, { service: letter });
       },
       log,
-    });
+    };
+    this.service = new CommandService(config.commands, this.serviceDeps);
+  }
+
+  /** SIGHUP: new [commands] settings take effect for the next command (per-sender counts start again). */
+  reconfigure(commands: Config['commands']): void {
+    this.service = new CommandService(commands, this.serviceDeps);
   }
 
   async deliver(items: readonly DeliveryItem[]): Promise<void> {
