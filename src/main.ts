@@ -35,6 +35,8 @@ Usage:
   sms-router render-fax [--resolution standard|fine|superfine] --out FILE.tif [--png DIR] TEXT
                                                           render a message as the fax a recipient gets
   sms-router say     [--language pl] --out FILE.wav TEXT  write what a voice recipient hears
+  sms-router doctor  [--config FILE]                      check the spool, database, AMI, FastAGI port,
+                                                          speech programs, fax rendering and directory
   sms-router --version
 
 The config file defaults to ${DEFAULT_CONFIG}.
@@ -171,6 +173,9 @@ export async function main(argv: string[]): Promise<number> {
           const db = openDatabase(config(path).database.path);
           return { dir: new RecipientDirectory(db), close: () => db.close() };
         });
+      case 'doctor':
+        // Loaded on demand: only doctor needs its probes.
+        return await (await import('./cli/doctor.js')).runDoctor(rest, io, { PATH: process.env.PATH, defaultConfig: DEFAULT_CONFIG });
       case '--version':
       case '-V':
       case 'version':

@@ -76,8 +76,16 @@ export interface Spawned {
   waitForLine(test: (line: string) => boolean, timeoutMs?: number): Promise<string>;
 }
 
-export function spawnCli(args: string[], options: { input?: string } = {}): Spawned {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+export interface CliOptions {
+  /** The child's whole environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+  /** Run as another user (the test must be root to use these). */
+  uid?: number;
+  gid?: number;
+}
+
+export function spawnCli(args: string[], options: { input?: string } & CliOptions = {}): Spawned {
+  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: options.env, uid: options.uid, gid: options.gid });
   const lines: string[] = [];
   const stderr: string[] = [];
   const waiters: Array<{ test: (l: string) => boolean; resolve: (l: string) => void }> = [];
@@ -132,8 +140,8 @@ export function spawnCli(args: string[], options: { input?: string } = {}): Spaw
 }
 
 /** Runs the CLI to completion. */
-export async function runCli(args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const s = spawnCli(args, { input });
+export async function runCli(args: string[], input?: string, options: CliOptions = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const s = spawnCli(args, { input, ...options });
   const { code } = await s.exited;
   // Let the last 'data' events land.
   await new Promise((r) => setImmediate(r));
