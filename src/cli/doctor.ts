@@ -118,6 +118,8 @@ export async function runDoctor(args: string[], io: CliIo, env: DoctorEnv = { PA
     checkDatabase,
     checkAmi,
     checkFastAgi,
+    checkHttp,
+    checkOtherPaths,
     checkSpeechPrograms,
     checkFaxRender,
     checkDirectory,
@@ -511,6 +513,75 @@ async function checkFastAgi({ cfg }: Context): Promise<CheckResult> {
   const who = await probeFastAgi(probeHost, port, where, NETWORK_TIMEOUT_MS);
   if (who.ours) return pass(name, `${where} is in use by a running sms-router (it ${who.said})`);
   return fail(name, `${where} is in use by another program (${who.said})`, `stop that program (ss -ltnp 'sport = :${port}' names it), or ${setListen}`);
+}
+
+async function checkHttp({ cfg }: Context): Promise<CheckResult> {
+  const name = 'http';
+  const listen = cfg.http.listen;
+  if (!listen) return pass(name, '[http] listen is empty: no /healthz or /metrics');
+  const where = listen.host.includes(':') ? `[${listen.host}]:${listen.port}` : `${listen.host}:${listen.port}`;
+  const exposed = listen.host === '127.0.0.1' || listen.host === '::1' || listen.host === 'localhost' ? '' : '; it is reachable from the network: firewall it';
+  if (listen.port === 0) return pass(name, `[http] listen ${where}: a free port is taken at start${exposed}`);
+  const setListen = `set [http] listen in ${cfg.file} to a free port, or empty to turn it off`;
+  const code = await tryListen(listen.host, listen.port);
+  if (code === undefined) return { ...pass(name, `${where} is free for /healthz and /metrics${exposed}`), ...(exposed ? { status: 'WARN' as const, fix: 'keep [http] on 127.0.0.1 unless a firewall guards it' } : {}) };
+  if (code !== 'EADDRINUSE') return fail(name, `cannot listen on ${where}: ${code}`, setListen);
+  // In use: ours answers /healthz with its JSON report.
+  const probeHost = listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host === '::' ? '::1' : listen.host;
+  const body = await httpGet(probeHost, listen.port, '/healthz', NETWORK_TIMEOUT_MS);
+  if (body !== undefined && /"checks":\[/.test(body)) return pass(name, `${where} is in use by a running sms-router`);
+  return fail(name, `${where} is in use by another program`, `stop that program (ss -ltnp 'sport = :${listen.port}' names it), or ${setListen}`);
+}
+
+function httpGet(host: string, port: number, urlPath: string, timeoutMs: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    let data = '';
+    const done = (v: string | undefined) => {
+      socket.destroy();
+      resolve(v);
+    };
+    socket.setTimeout(timeoutMs, () => done(undefined));
+    socket.on('error', () => done(undefined));
+    socket.on('connect', () => socket.write(`GET ${urlPath} HTTP/1.0\r\nHost: ${host}\r\n\r\n`));
+    socket.on('data', (c: Buffer) => {
+      data += c.toString('latin1');
+      if (data.length > 65536) done(data);
+    });
+    socket.on('end', () => done(data));
+  });
+}
+
+/** The fax and voice directories (written by us, read by Asterisk), the call archive, and app_sms's log (read). */
+function checkOtherPaths({ cfg }: Context): CheckResult[] {
+  const results: CheckResult[] = [];
+  for (const [name, dir] of [['fax dir', cfg.fax.dir], ['voice dir', cfg.voice.dir], ['call archive', cfg.spool.callArchive]] as const) {
+    if (!existsSync(dir)) {
+      const parent = existingAncestor(dir);
+      const problem = parent ? writeProblem(parent) : 'no existing parent directory';
+      results.push(
+        problem === undefined
+          ? pass(name, `${dir} is not there yet; the daemon creates it (${parent} is writable)`)
+          : fail(name, `${dir} is missing and cannot be created: ${problem}`, `mkdir -p ${dir} && chown asterisk:asterisk ${dir}`),
+      );
+      continue;
+    }
+    const problem = writeProblem(dir);
+    results.push(problem === undefined ? pass(name, `${dir} is a writable directory`) : fail(name, `${dir}: ${problem}`, problemFix(problem, dir, 'asterisk:asterisk')));
+  }
+  const log = cfg.sms.appLog;
+  try {
+    accessSync(log, constants.R_OK);
+    results.push(pass('app_sms log', `${log} is readable (S deliveries are confirmed from it)`));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    results.push(
+      code === 'ENOENT'
+        ? warn('app_sms log', `${log} does not exist yet; app_sms creates it at its first call, and until then no S delivery can be confirmed`, `check [sms] app_log in ${cfg.file} against Asterisk's log directory (astlogdir, usually /var/log/asterisk)`)
+        : fail('app_sms log', `${log} is not readable (${code}); S messages can never be confirmed delivered`, `give this user read access: chgrp asterisk ${log} && chmod g+r ${log}`),
+    );
+  }
+  return results;
 }
 
 /** undefined when the port could be bound (and is released again), else the error code. */

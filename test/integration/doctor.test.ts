@@ -18,6 +18,14 @@ function amiToml(fake: FakeAmiServer): string {
   return `[ami]\nenabled = true\nhost = "127.0.0.1"\nport = ${fake.port}\nusername = "labami"\nsecret = "labsecret123"\n`;
 }
 
+/** A spool tree whose app_sms log exists, as on a PBX that has made its first SMS call. */
+function makeTree(extraToml = ''): SpoolTree {
+  const t = makeSpoolTree(`${extraToml}\n[sms]\napp_log = "log/sms"\n`);
+  mkdirSync(path.join(t.dir, 'log'));
+  writeFileSync(path.join(t.dir, 'log', 'sms'), '');
+  return t;
+}
+
 /** A directory holding only `programs` (links to the installed ones): the whole PATH doctor gets. */
 function binDir(tree: SpoolTree, programs: string[]): string {
   const dir = path.join(tree.dir, 'bin');
@@ -49,7 +57,7 @@ const SUMMARY = /^doctor: (\d+) checks? passed, (\d+) warnings?, (\d+) failed$/m
 
 test('doctor: a good setup passes every check, leaves nothing behind and never prints the AMI secret', async () => {
   const fake = await FakeAmiServer.start();
-  const t = makeSpoolTree(amiToml(fake));
+  const t = makeTree(amiToml(fake));
   try {
     const db = openDatabase(t.dbPath);
     new RecipientDirectory(db).add({ number: '2001', service: 'S', channel: 'PJSIP/2001' });
@@ -69,7 +77,7 @@ test('doctor: a good setup passes every check, leaves nothing behind and never p
     const by = results(r.stdout);
     assert.deepEqual(
       [...by.keys()],
-      ['config', 'user', 'spool root', 'spool outgoing', 'spool sms/morx', 'spool sms/mttx', 'spool tmp', 'spool quarantine', 'spool outgoing_done', 'spool file system', 'database', 'ami', 'fastagi', 'speech programs', 'fax rendering', 'directory'],
+      ['config', 'user', 'spool root', 'spool outgoing', 'spool sms/morx', 'spool sms/mttx', 'spool tmp', 'spool quarantine', 'spool outgoing_done', 'spool file system', 'database', 'ami', 'fastagi', 'http', 'fax dir', 'voice dir', 'call archive', 'app_sms log', 'speech programs', 'fax rendering', 'directory'],
       'every check, in order',
     );
     // Only running as root earns a warning: its permission checks prove little for the daemon's user.
@@ -94,7 +102,7 @@ test('doctor: a good setup passes every check, leaves nothing behind and never p
 test('doctor: outgoing/ that cannot be written, a refused AMI login and a missing espeak-ng are each a FAIL with its fix', async () => {
   const fake = await FakeAmiServer.start();
   fake.loginAccepted = false;
-  const t = makeSpoolTree(amiToml(fake));
+  const t = makeTree(amiToml(fake));
   try {
     // A plain file where outgoing/ should be: no call file can go there, whoever runs the daemon (root included).
     rmSync(t.outgoing, { recursive: true });
@@ -119,7 +127,7 @@ test('doctor: outgoing/ that cannot be written, a refused AMI login and a missin
 });
 
 test('doctor: a spool directory the daemon user may not write fails, as that user', async () => {
-  const t = makeSpoolTree();
+  const t = makeTree();
   try {
     const bin = binDir(t, ['espeak-ng', 'sox']);
     // Mode bits do not stop root; as root, run doctor as nobody on a tree nobody owns.
@@ -143,7 +151,7 @@ test('doctor: a spool directory the daemon user may not write fails, as that use
 });
 
 test('doctor: every dialled recipient with an invalid channel is named, with the command that fixes it', async () => {
-  const t = makeSpoolTree();
+  const t = makeTree();
   try {
     const db = openDatabase(t.dbPath);
     const dir = new RecipientDirectory(db);
@@ -169,7 +177,7 @@ test('doctor: every dialled recipient with an invalid channel is named, with the
 });
 
 test('doctor: a config error is reported with the file and the key, and nothing else runs', async () => {
-  const t = makeSpoolTree();
+  const t = makeTree();
   try {
     const bad = path.join(t.dir, 'bad.toml');
     writeFileSync(bad, readFileSync(t.configPath, 'utf8') + '\n[ami]\nenabled = "yes"\n');
@@ -189,7 +197,7 @@ test('doctor: a config error is reported with the file and the key, and nothing 
 });
 
 test('doctor: a FastAGI port held by a running sms-router passes, one held by another program fails', async () => {
-  const t = makeSpoolTree();
+  const t = makeTree();
   const daemonLog: string[] = [];
   const running = await startDaemon(t, daemonLog);
   const foreign = createServer((socket) => socket.end('hello\r\n'));
