@@ -459,6 +459,10 @@ export class Daemon {
       return;
     }
     this.draining = (async () => {
+      // The loop's first stretch runs synchronously, before `draining` is
+      // assigned: a kick() from inside it (bounce() → requestRouting()) would
+      // start a second loop that routes the same rows again. Yield first.
+      await undefined;
       try {
         do {
           this.drainAgain = false;

@@ -237,3 +237,28 @@ test('an AGI session that hangs up at each step leaves the daemon running and th
     tree.cleanup();
   }
 });
+
+test('a notice to a T sender is sent once: routing it from inside the work loop starts no second loop', async () => {
+  const fake = await FakeAmiServer.start();
+  const tree = makeSpoolTree(amiToml(fake));
+  try {
+    const { daemon, stop } = await startDaemon(tree);
+    try {
+      await waitUntil(() => daemon.ami!.state === 'connected', 10_000, 'AMI login');
+      daemon.directory.add({ number: '3001', service: 'T', channel: 'PJSIP/3001' });
+      // Unknown recipients: each bounce() asks for routing while the loop is in its first, synchronous stretch.
+      for (let i = 0; i < 5; i++) writeMorx(tree.morx, { from: '3001', to: `999${i}`, text: `to nobody ${i}` }, false);
+      await waitUntil(() => rows(daemon).filter((r) => r.kind === 'notice' && r.state === 'spooled').length === 5, 10_000, 'five notices handed to AMI');
+      await daemon.idle();
+      // Any second loop would have sent its copies by now: every action is answered at once by the fake.
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(fake.actionsNamed('MessageSend').length, 5);
+      assert.deepEqual(fake.delivered.map((d) => d.to).sort(), Array(5).fill('pjsip:3001'));
+    } finally {
+      await stop();
+    }
+  } finally {
+    await fake.close();
+    tree.cleanup();
+  }
+});
