@@ -231,7 +231,9 @@ function readField(message: SmsFields, key: string, value: string, warn: (w: str
   }
   if (NUMERIC_KEYS.has(key)) {
     const m = /^([+-]?[0-9]+)[ \t\v\f]*$/.exec(value);
-    const n = m ? Number(m[1]) : NaN;
+    // `|| 0`: Number('-0') is -0, which app_sms's atoi reads as 0 and which would not
+    // survive encode -> decode (found by test/fuzz, corpus spool/dcs-minus-zero.sms).
+    const n = m ? Number(m[1]) || 0 : NaN;
     if (!Number.isSafeInteger(n)) return `${key} ${JSON.stringify(value)} is not an integer`;
     if (BYTE_KEYS.has(key) && (n < 0 || n > 255)) warn(`${key}=${n} is outside 0..255; app_sms keeps only a byte`);
     if (key === 'vp' && n < 0) warn(`vp=${n} is negative`);
