@@ -9,6 +9,7 @@ import { parse, TomlError } from 'smol-toml';
 import { ConfigError } from './errors.js';
 import { isValidNumber } from './numbers.js';
 import { isValidTimeZone, parseQuietWindow } from './schedule/quiet-hours.js';
+import { CRASH_POINTS, isCrashPointName, parseCrashAt } from './testing/crash-points.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 
@@ -143,6 +144,8 @@ export interface Config {
     /** A file to write the JSON log lines to (reopened on SIGHUP, for logrotate); empty = standard output. */
     readonly file: string;
   };
+  /** Test-only: named crash points (src/testing/crash-points.ts). Never set on a real PBX. */
+  readonly testing: { readonly crashAt: readonly string[]; readonly crashAfter: number };
 }
 
 /** The wait before attempt n + 1 after attempt n failed: delay × backoff^(n - 1), at most a day. */
@@ -350,6 +353,18 @@ export const SCHEMA: Schema = {
           : 'one of fatal, error, warn, info, debug, trace') as never,
     },
   },
+  // Test-only (issue 10): SIGKILL the daemon at a named crash point. Empty on a real PBX.
+  testing: {
+    crash_at: {
+      kind: 'string',
+      default: '',
+      check: ((v: string) => {
+        const unknown = parseCrashAt(v).filter((n) => !isCrashPointName(n));
+        return unknown.length ? `crash point names among ${Object.keys(CRASH_POINTS).join(', ')} (unknown: ${unknown.join(', ')})` : undefined;
+      }) as never,
+    },
+    crash_after: { kind: 'integer', default: 1, check: positive(1, 1_000_000) as never },
+  },
 };
 
 function kindOf(v: unknown): string {
@@ -364,8 +379,10 @@ function kindOf(v: unknown): string {
 /** Validates parsed TOML against SCHEMA; returns plain values with defaults applied. */
 export function validate(file: string, doc: Record<string, unknown>): Record<string, Record<string, unknown>> {
   for (const section of Object.keys(doc)) {
-    if (!(section in SCHEMA)) {
-      throw new ConfigError(file, section, `unknown section; expected one of [${Object.keys(SCHEMA).join('], [')}]`);
+    // hasOwn, not `in`: `in` also finds Object.prototype's names, so [__proto__], [constructor]
+    // or `toString = 1` passed as known and were silently ignored (found by test/fuzz/config.test.ts).
+    if (!Object.hasOwn(SCHEMA, section)) {
+      throw new ConfigError(file, shownKey(section), `unknown section; expected one of [${Object.keys(SCHEMA).join('], [')}]`);
     }
   }
   const out: Record<string, Record<string, unknown>> = {};
@@ -377,12 +394,17 @@ export function validate(file: string, doc: Record<string, unknown>): Record<str
     out[section] = validateTable(file, section, plain, fields);
     if (subtables.length) {
       out[section]!.programs = subtables.map((name) => {
-        if (!/^[A-Za-z0-9_-]{1,40}$/.test(name)) throw new ConfigError(file, `commands.${name}`, 'a table name of letters, digits, _ and -');
+        if (!/^[A-Za-z0-9_-]{1,40}$/.test(name)) throw new ConfigError(file, `commands.${shownKey(name)}`, 'a table name of letters, digits, _ and -');
         return { name, ...validateTable(file, `commands.${name}`, asTable(file, `commands.${name}`, given[name]), COMMAND_PROGRAM) };
       });
     }
   }
   return out;
+}
+
+/** A key as TOML writes it: bare when it can be, else quoted, so that an empty or multi-line key still shows in one line. */
+function shownKey(key: string): string {
+  return /^[A-Za-z0-9_-]+$/.test(key) ? key : JSON.stringify(key);
 }
 
 function isTable(v: unknown): v is Record<string, unknown> {
@@ -396,8 +418,8 @@ function asTable(file: string, name: string, v: unknown): Record<string, unknown
 
 function validateTable(file: string, section: string, given: Record<string, unknown>, fields: Record<string, Field>): Record<string, unknown> {
   for (const key of Object.keys(given)) {
-    if (!(key in fields)) {
-      throw new ConfigError(file, `${section}.${key}`, `unknown key; [${section}] takes ${Object.keys(fields).join(', ')}`);
+    if (!Object.hasOwn(fields, key)) {
+      throw new ConfigError(file, `${section}.${shownKey(key)}`, `unknown key; [${section}] takes ${Object.keys(fields).join(', ')}`);
     }
   }
   const out: Record<string, unknown> = {};
@@ -566,6 +588,7 @@ export function parseConfig(file: string, text: string): Config {
     },
     http: { listen: (v.http!.listen as string) === '' ? undefined : parseListen(v.http!.listen as string) },
     log: { level: v.log!.level as LogLevel, file: (v.log!.file as string) === '' ? '' : resolve(v.log!.file as string) },
+    testing: { crashAt: parseCrashAt(v.testing!.crash_at as string), crashAfter: v.testing!.crash_after as number },
   };
   return deepFreeze(config);
 }

@@ -15,7 +15,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { RecipientDirectory, type ServiceLetter } from './directory/recipients.js';
-import { errorCode, errorMessage, SpoolUnusableError } from './errors.js';
+import { DatabaseError, errorCode, errorMessage, SmsRouterError, SpoolUnusableError } from './errors.js';
 import { contentHash, Journal, newMessage, type MessageRow, type NewMessage } from './journal/journal.js';
 import { openDatabase, type Db } from './journal/store.js';
 import { noticeText, planFor, type NoticeReason } from './router.js';
@@ -36,6 +36,7 @@ import { FastAgiServer, type AgiSession } from './asterisk/fastagi/server.js';
 import { listInbox, quarantine, readInboxFile } from './spool/inbox.js';
 import { decodeSmsFile, headerFields } from './spool/sms-file.js';
 import { isoLocal } from './spool/scts.js';
+import { armCrashPoints, crashPoint } from './testing/crash-points.js';
 import { Metrics } from './observe/metrics.js';
 import { HttpService, type HealthCheck } from './observe/http.js';
 
@@ -112,6 +113,9 @@ export class Daemon {
     options: DaemonOptions = {},
   ) {
     checkSpool(config);
+    // Test-only ([testing] crash_at, issue 10): every daemon re-arms, so an empty list disarms.
+    armCrashPoints(config.testing.crashAt, config.testing.crashAfter);
+    if (config.testing.crashAt.length) log.warn({ crashAt: config.testing.crashAt, crashAfter: config.testing.crashAfter }, 'TEST-ONLY crash points armed: this process will SIGKILL itself');
     this.batchSize = options.batchSize ?? config.spool.batchSize;
     this.db = openDatabase(config.database.path);
     this.journal = new Journal(this.db);
@@ -201,6 +205,8 @@ export class Daemon {
 
   /** Drains morx once (backlog first) and routes everything routable, then returns. */
   async runOnce(): Promise<DrainStats> {
+    // Crash safety (issue 10): S files a crash left staged go in, with their calls.
+    if (this.smsOutcomes.recoverStaged() > 0) this.sweepSmsQueues();
     this.requestRouting('pending');
     for (;;) {
       const fresh = listInbox(this.config.spool.morx).filter((n) => !this.skippedDirectories.has(n));
@@ -208,6 +214,8 @@ export class Daemon {
       this.requestRouting('received');
       await this.idle();
       if (fresh.length === 0 || this.stopping) break;
+      // Files still settling (see ingestBatch) are listed again: not in a busy loop.
+      if (this.unsettled.size > 0) await new Promise((r) => setTimeout(r, 100));
     }
     return this.stats;
   }
@@ -245,6 +253,7 @@ export class Daemon {
     this.fax.recover();
     this.voice.recover();
     this.smsOutcomes.rebuild();
+    this.smsOutcomes.recoverStaged(); // crash safety (issue 10): before the sweep places their calls
     this.sweepSmsQueues();
     // The demo has no Asterisk to create the log's directory.
     if (this.config.spool.createMissing) mkdirSync(path.dirname(this.config.sms.appLog), { recursive: true });
@@ -412,6 +421,9 @@ export class Daemon {
   async run(onReady?: () => void): Promise<void> {
     await this.startServices();
     this.requestRouting('pending');
+    // Issue 10: rows recorded by a run that stopped (crash, full disk) before routing them go out
+    // now, not only when the next morx file happens to arrive.
+    this.requestRouting('received');
     this.watcher = watch(this.config.spool.morx, (_event, name) => {
       if (typeof name === 'string' && !name.startsWith('.')) this.enqueue([name]);
     });
@@ -510,6 +522,10 @@ export class Daemon {
       else if (read.kind === 'too-large') reason = `SPOOL_TOO_LARGE: ${read.size} bytes, more than [spool] max_file_size = ${maxFileSize}`;
       else {
         const decoded = decodeSmsFile(read.bytes, { maxBytes: maxFileSize });
+        // Issue 10: app_sms renames a finished file in, but something writing in place (a copy, a
+        // script) shows it half-written: read half, it was quarantined or sent cut. A file that does
+        // not look finished and was modified just now is read again once it settles.
+        if (this.unfinished(name, file, read.bytes, decoded.ok)) continue;
         if (!decoded.ok) reason = `${decoded.error.code}: ${decoded.error.message}`;
         else {
           const m = decoded.message;
@@ -539,6 +555,7 @@ export class Daemon {
     }
     if (accepted.length === 0) return;
     const results = this.journal.recordReceived(accepted.map((a) => a.message));
+    crashPoint('ingest.after-commit');
     // Only now, with the rows committed, may the files leave the spool.
     accepted.forEach(({ name }, i) => {
       const r = results[i]!;
@@ -554,6 +571,36 @@ export class Daemon {
       }
       this.log.debug({ msgId: r.id, file: name, duplicate: r.duplicate }, 'recorded');
     });
+  }
+
+  /** Names of morx files waiting to settle (see ingestBatch). */
+  private readonly unsettled = new Set<string>();
+
+  /**
+   * True when a morx file does not look finished (it does not decode, lacks its last newline, or
+   * has no ud line) and was modified less than MORX_SETTLE_MS ago: it is read again shortly. An
+   * older one is taken as it is (decoded, or quarantined with its reason), as before.
+   */
+  private unfinished(name: string, file: string, bytes: Buffer, decodes: boolean): boolean {
+    const looksFinished = decodes && bytes.at(-1) === 0x0a && /^ud[=#]/im.test(bytes.toString('latin1'));
+    let age = Infinity;
+    if (!looksFinished) {
+      try {
+        age = Date.now() - statSync(file).mtimeMs;
+      } catch {
+        /* gone: taken as read */
+      }
+    }
+    // A future mtime (the clock was set back) is not waited for.
+    if (looksFinished || age < 0 || age >= MORX_SETTLE_MS) {
+      this.unsettled.delete(name);
+      return false;
+    }
+    if (!this.unsettled.has(name)) this.log.info({ file, ageMs: Math.round(age) }, 'morx file looks half-written and changed just now; read again once it settles');
+    this.unsettled.add(name);
+    this.stats.read--;
+    setTimeout(() => this.enqueue([name]), Math.min(250, MORX_SETTLE_MS - age) + 5).unref();
+    return true;
   }
 
   /** Routes every row in `state` (received: new; pending: waiting for a route that may exist now). */
@@ -661,6 +708,7 @@ export class Daemon {
           srr: first.srr,
         }),
       ]);
+      crashPoint('reassembly.join');
       for (const id of [...result.used, ...result.duplicates]) {
         this.journal.update(id, { state: 'delivered', route: 'concat', lastError: null, nextAttemptAt: null });
         this.journal.setRouteDetail(id, result.duplicates.includes(id) ? { joinedInto: r!.id, duplicate: true } : { joinedInto: r!.id });
@@ -739,11 +787,34 @@ export class Daemon {
     this.fatalHandler = handler;
   }
   private fatal(err: unknown): void {
+    err = explainFailure(err, this.config); // issue 10: a full disk or a locked journal says what to do
     this.failed ??= err;
     this.log.fatal({ code: errorCode(err), err: errorMessage(err) }, 'stopping');
     if (this.fatalHandler) this.fatalHandler(err);
     else throw err;
   }
+}
+
+/** How long a morx file that does not look finished may still be growing (see Daemon.unfinished). */
+const MORX_SETTLE_MS = 2_000;
+
+/**
+ * Issue 10: an error of the system around the daemon (a full disk, a directory it may not write,
+ * a journal locked by another program) becomes a message that says what to do, and that nothing
+ * is lost. Anything else is returned as it is.
+ */
+export function explainFailure(err: unknown, config: Config): unknown {
+  if (err instanceof SmsRouterError) return err;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  const where = (err as NodeJS.ErrnoException).path ?? config.spool.root;
+  const safe = 'nothing is lost: every message is still in sms/morx or in the journal, and goes out when sms-router is started again';
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new SpoolUnusableError(where, `${errorMessage(err)}; free space on its file system; ${safe}`, { cause: err });
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return new SpoolUnusableError(where, `${errorMessage(err)}; let the user running sms-router write there (chown asterisk:asterisk); ${safe}`, { cause: err });
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
+    return new DatabaseError(`the journal ${config.database.path} stayed locked by another program for longer than 5 s (${errorMessage(err)}); end that program (an open sqlite3 shell, a backup) and start sms-router again; ${safe}`, { cause: err });
+  }
+  if (code === 'SQLITE_FULL') return new DatabaseError(`the journal ${config.database.path} cannot grow (${errorMessage(err)}); free space on its file system; ${safe}`, { cause: err });
+  return err;
 }
 
 /**

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Config } from '../config.js';
 import type { Journal } from '../journal/journal.js';
 import { renderCallFile } from './call-file.js';
-import { writeViaStaging } from '../spool/atomic-write.js';
+import { CALL_FILE_MODE, writeViaStaging } from '../spool/atomic-write.js';
 
 export interface CallSpoolOptions {
   fsync: boolean;
@@ -56,7 +56,8 @@ export class SmsCallSpool {
       application: 'SMS',
       data: `${queue},s`,
     });
-    writeViaStaging(spool.tmp, spool.outgoing, call.fileName, Buffer.from(body), { fsync: this.options.fsync, mtime: at });
+    // 0660: pbx_spool appends its retry and Status lines to the file (THREATS.md, file modes).
+    writeViaStaging(spool.tmp, spool.outgoing, call.fileName, Buffer.from(body), { fsync: this.options.fsync, mtime: at, mode: CALL_FILE_MODE });
     return call.fileName;
   }
 }

@@ -87,9 +87,9 @@ export function contentHash(bytes: Uint8Array | string): string {
 export function newMessage(
   fields: Pick<NewMessage, 'kind' | 'source' | 'sourceName' | 'oa' | 'da' | 'text'> & Partial<NewMessage>,
 ): NewMessage {
-  return {
+  const row: NewMessage = {
     parentId: null,
-    contentHash: contentHash(fields.text),
+    contentHash: '',
     udh: null,
     scts: null,
     mr: null,
@@ -100,6 +100,9 @@ export function newMessage(
     rp: false,
     ...fields,
   };
+  // Hashed only when the caller gave no hash: a morx file brings the hash of its bytes (one SHA-256 per message saved).
+  if (!('contentHash' in fields)) row.contentHash = contentHash(fields.text);
+  return row;
 }
 
 interface RawRow {
@@ -242,7 +245,9 @@ export class Journal {
     this.counts = db.prepare(`SELECT state, count(*) AS n FROM messages GROUP BY state`);
     this.outstandingByService = db.prepare(`SELECT count(*) AS n FROM calls WHERE state = 'pending' AND service = ?`);
     this.outstandingByChannel = db.prepare(`SELECT count(*) AS n FROM calls WHERE state = 'pending' AND channel = ?`);
-    this.heldFor = db.prepare(`SELECT * FROM messages WHERE state = 'pending' AND last_error = 'WAITING_FOR_PARTS' AND oa = ? AND da = ? ORDER BY id`);
+    // `+da`: walk the pending rows (messages_state), not every message ever sent to da (messages_da,
+    // which SQLite picks otherwise): the first grows with the journal, so a backlog was quadratic.
+    this.heldFor = db.prepare(`SELECT * FROM messages WHERE state = 'pending' AND last_error = 'WAITING_FOR_PARTS' AND oa = ? AND +da = ? ORDER BY id`);
     this.joinedSince = db.prepare(`SELECT * FROM messages WHERE route = 'concat' AND oa = ? AND da = ? AND received_at >= ? ORDER BY id`);
     this.getState = db.prepare(`SELECT value FROM daemon_state WHERE key = ?`);
     this.putState = db.prepare(`INSERT INTO daemon_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`);

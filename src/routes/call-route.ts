@@ -18,10 +18,11 @@ import { retryWaitMs, type CallServiceConfig, type Config } from '../config.js';
 import type { Recipient, RecipientDirectory } from '../directory/recipients.js';
 import type { Journal, MessageRow } from '../journal/journal.js';
 import { renderCallFile } from '../asterisk/call-file.js';
-import { writeViaStaging } from '../spool/atomic-write.js';
+import { CALL_FILE_MODE, writeViaStaging } from '../spool/atomic-write.js';
 import { callTime } from '../schedule/call-time.js';
 import { errorCode, errorMessage } from '../errors.js';
 import type { DeliveryItem } from './sms.js';
+import { crashPoint } from '../testing/crash-points.js';
 
 export interface CallRouteSpec {
   letter: 'F' | 'V';
@@ -118,7 +119,9 @@ export class CallRoute {
           journal.update(message.id, { state: 'spooled', route: letter, channel: recipient.channel, attempts: attempt, nextAttemptAt: null });
           return { ...c, state: 'pending' };
         });
+      crashPoint('call.after-commit');
       this.writeCallFile(message.id, recipient, call.fileName, agi);
+      crashPoint('call.after-call-file');
       log.info({ ...logFields, outcome: 'calling', attempt, callFile: call.fileName }, 'call placed');
     }
   }
@@ -141,7 +144,8 @@ export class CallRoute {
       application: 'AGI',
       data: `agi://${agi}/${script}/${messageId}`,
     });
-    writeViaStaging(config.spool.tmp, config.spool.outgoing, fileName, Buffer.from(body), { fsync: config.spool.fsync, mtime: at });
+    // 0660: pbx_spool appends its retry and Status lines to the file (THREATS.md, file modes).
+    writeViaStaging(config.spool.tmp, config.spool.outgoing, fileName, Buffer.from(body), { fsync: config.spool.fsync, mtime: at, mode: CALL_FILE_MODE });
     if (at) this.deps.log.info({ msgId: messageId, route: this.spec.letter, callFile: fileName, callAt: at.toISOString() }, 'quiet hours: the call waits for the end of the window');
   }
 

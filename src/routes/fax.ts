@@ -16,6 +16,7 @@ import { writeViaDotFile } from '../spool/atomic-write.js';
 import { errorCode } from '../errors.js';
 import { CallRoute, type CallRouteDeps } from './call-route.js';
 import type { SessionLike } from './voice.js';
+import { crashPoint } from '../testing/crash-points.js';
 
 /** SendFAX can take minutes per page; the AGI command must wait for it. */
 const SENDFAX_TIMEOUT_MS = 60 * 60 * 1000;
@@ -45,6 +46,7 @@ export function createFaxRoute(deps: CallRouteDeps): CallRoute {
           compression: config.fax.compression,
           header,
         });
+        crashPoint('render.fax');
         writeViaDotFile(config.fax.dir, `${message.id}.tif`, rendered.tiff, { fsync: config.spool.fsync, mode: 0o640 });
       },
       artefacts: (message) => [faxTiffPath(config, message.id)],
@@ -65,6 +67,7 @@ export async function runFaxSession(session: SessionLike, message: MessageRow, r
     await session.setVariable('FAXOPT(ecm)', config.fax.ecm ? 'yes' : 'no');
     await session.setVariable('FAXOPT(minrate)', String(config.fax.minRate));
     await session.setVariable('FAXOPT(maxrate)', String(config.fax.maxRate));
+    crashPoint('agi.session');
     await session.exec('SendFAX', [tiff], { timeoutMs: SENDFAX_TIMEOUT_MS });
     // Dead AGI: after the far end hung up the channel variables can still be read.
     status = await session.getVariable('FAXSTATUS');
@@ -77,6 +80,7 @@ export async function runFaxSession(session: SessionLike, message: MessageRow, r
     return;
   }
   detail.expectedPages = expectedPages;
+  crashPoint('agi.outcome');
   if (status === 'SUCCESS' && detail.faxPages === expectedPages) {
     route.delivered(message, detail);
   } else {

@@ -14,6 +14,7 @@ import type { RecipientDirectory } from '../directory/recipients.js';
 import { contentHash, newMessage, type Journal } from '../journal/journal.js';
 import { isValidNumber } from '../numbers.js';
 import { isoLocal } from '../spool/scts.js';
+import { crashPoint } from '../testing/crash-points.js';
 
 /** What the handler needs of a FastAGI session. */
 export interface MessageSession {
@@ -26,7 +27,13 @@ export interface MessageSession {
 export function sipUser(uri: string | undefined): string | undefined {
   if (!uri) return undefined;
   const m = /(?:sips?|pjsip):([^@>;\s]+)/i.exec(uri);
-  return m ? decodeURIComponent(m[1]!) : undefined;
+  if (!m) return undefined;
+  try {
+    return decodeURIComponent(m[1]!);
+  } catch {
+    // A malformed %-escape (sip:%E0%A4%A@host) is a hostile sender, not a crash of the session: refused as INVALID_NUMBER.
+    return undefined;
+  }
 }
 
 export type InboundOutcome =
@@ -50,6 +57,7 @@ export async function receiveSipMessage(
     return { outcome: 'refused', reason };
   }
   const text = Buffer.from(encoded ?? '', 'base64').toString('utf8');
+  crashPoint('agi.message');
   // The unique id names the message; the hash makes a replayed session a no-op, as for a morx file read twice.
   const [r] = deps.journal.recordReceived([
     newMessage({

@@ -13,6 +13,7 @@ import type { Config } from '../config.js';
 import type { Journal, MessageRow } from '../journal/journal.js';
 import type { DeliveryItem } from './sms.js';
 import { errorCode, errorMessage } from '../errors.js';
+import { crashPoint } from '../testing/crash-points.js';
 
 /** What the T route needs of an AMI client (the real one, or a test double). */
 export interface AmiSender {
@@ -79,11 +80,14 @@ export class SipRoute {
     }
     let response;
     try {
-      response = await this.ami.action('MessageSend', {
+      const sent = this.ami.action('MessageSend', {
         To: sipDestination(recipient.channel),
         From: sipFrom(message.oa, this.config.sip.domain),
         Base64Body: Buffer.from(message.text, 'utf8').toString('base64'),
       });
+      // action() wrote the request synchronously: from here Asterisk may act on it before we record anything.
+      crashPoint('sip.after-send');
+      response = await sent;
     } catch (err) {
       // Disconnected, timed out or not connected: not the message's fault; it is sent again when AMI is back.
       this.wait(item, errorCode(err));

@@ -11,9 +11,10 @@ import type { Journal, MessageRow } from '../journal/journal.js';
 import { queueForNumber } from '../numbers.js';
 import { encodeSmsFile } from '../spool/sms-file.js';
 import { sanitizeForSms, splitMessage, chooseEncoding, type SmsPart } from '../spool/encoding.js';
-import { writeViaDotFile } from '../spool/atomic-write.js';
+import { DotFileBatch } from '../spool/atomic-write.js';
 import { SmsCallSpool } from '../asterisk/call-spool.js';
 import { callTime } from '../schedule/call-time.js';
+import { crashPoint } from '../testing/crash-points.js';
 
 export interface DeliveryItem {
   message: MessageRow;
@@ -66,14 +67,21 @@ export class SmsRoute {
     this.calls.ensureCall(queue, channel, null, recipient && callTime(this.config, recipient, 'S', this.now()));
   }
 
-  deliver(items: readonly DeliveryItem[]): void {
+  async deliver(items: readonly DeliveryItem[]): Promise<void> {
     const queues = new Map<string, { channel: string; firstId: number; recipient: Recipient }>();
-    for (const { message, recipient } of items) {
+    // Every long message's reference is taken in one transaction (one commit, one
+    // fsync of the journal, for the batch instead of one per long message); as
+    // before, each is committed before any file of its message is written.
+    const partsOf = this.journal.transaction(() => items.map(({ message }) => this.partsFor(message)));
+    // Every file of the batch is written as a dot-file, synced together (with fsync), and only
+    // then renamed in, message by message: one fsync wait for the batch instead of one per file.
+    const batch = new DotFileBatch(this.config.spool.mttx, { fsync: this.options.fsync });
+    const staged = items.map(({ message, recipient }, index) => {
       const queue = queueForNumber(recipient.number);
-      const parts = this.partsFor(message);
       // Parts the phone already acknowledged in an earlier attempt are not sent again.
       const acknowledged = new Set<number>(message.detail ? ((JSON.parse(message.detail) as { acknowledged?: number[] }).acknowledged ?? []) : []);
-      parts.forEach((part, i) => {
+      const files: number[] = [];
+      partsOf[index]!.forEach((part, i) => {
         if (acknowledged.has(i + 1)) return;
         const file = encodeSmsFile({
           oa: message.oa,
@@ -83,19 +91,34 @@ export class SmsRoute {
           dcs: part.dcs,
           text: part.text,
         });
-        writeViaDotFile(this.config.spool.mttx, `${queue}.${message.id}-${i + 1}`, file, { fsync: this.options.fsync });
+        files.push(batch.add(`${queue}.${message.id}-${i + 1}`, file));
       });
-      if (!queues.has(queue)) queues.set(queue, { channel: recipient.channel, firstId: message.id, recipient });
-    }
-    for (const [queue, { channel, firstId, recipient }] of queues) {
-      const written = this.calls.ensureCall(queue, channel, firstId, callTime(this.config, recipient, 'S', this.now()));
-      if (written) this.log.debug({ queue, callFile: written }, 'call file queued');
-    }
+      return { queue, files };
+    });
+    await batch.sync();
+    // Crash safety (issue 10): the rows become `spooled` once their files are staged and before
+    // any is renamed in. Marked after the renames (as before), a crash in between routed them
+    // again although app_sms may already have sent them (a call to the queue was pending): sent
+    // twice. Now a crash in between leaves dot-files that no call can have sent, renamed in at
+    // start (SmsOutcomes.recoverStaged). No await from here on: see onSpooled below.
     this.journal.transaction(() => {
       for (const { message, recipient } of items) {
         this.journal.update(message.id, { state: 'spooled', route: 'S', channel: recipient.channel, attempts: message.attempts + 1 });
       }
     });
+    items.forEach(({ message, recipient }, index) => {
+      const { queue, files } = staged[index]!;
+      for (const file of files) batch.renameIn(file);
+      crashPoint('sms.after-mttx');
+      if (!queues.has(queue)) queues.set(queue, { channel: recipient.channel, firstId: message.id, recipient });
+    });
+    for (const [queue, { channel, firstId, recipient }] of queues) {
+      const written = this.calls.ensureCall(queue, channel, firstId, callTime(this.config, recipient, 'S', this.now()));
+      if (written) this.log.debug({ queue, callFile: written }, 'call file queued');
+    }
+    crashPoint('sms.after-call-file');
+    // Expected in app_sms's log from here (their files in place, with no await since the commit,
+    // so no call could end in between and count them unacknowledged before they existed).
     for (const { message } of items) {
       this.onSpooled(message.id);
       this.log.info({ msgId: message.id, from: message.oa, to: message.da, route: 'S', outcome: 'spooled', kind: message.kind }, 'message spooled for the phone');

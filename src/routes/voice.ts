@@ -12,6 +12,8 @@ import type { MessageRow } from '../journal/journal.js';
 import { DEFAULT_WORDING, Speech, spokenText } from '../render/speech.js';
 import { errorCode } from '../errors.js';
 import { CallRoute, type CallRouteDeps } from './call-route.js';
+import { crashPoint } from '../testing/crash-points.js';
+import { SPOOL_FILE_MODE, setFileMode } from '../spool/atomic-write.js';
 
 /** What the F and V sessions need of a FastAGI session. */
 export interface SessionLike {
@@ -52,6 +54,9 @@ export function createVoiceRoute(deps: CallRouteDeps, speech: Speech): CallRoute
           // Synthesise beside, then rename: Asterisk must never play half a file.
           const temp = path.join(config.voice.dir, `.${message.id}.wav`);
           const result = await speech.synthesize({ text: spoken, language, outFile: temp });
+          // Security: sox creates the file with the umask's mode; Asterisk's group needs to read it, nobody else.
+          setFileMode(temp, SPOOL_FILE_MODE);
+          crashPoint('render.voice');
           renameSync(temp, wav);
           deps.log.debug({ msgId: message.id, engine: result.engine, language: result.language, durationMs: result.durationMs }, 'speech ready');
         }
@@ -60,6 +65,7 @@ export function createVoiceRoute(deps: CallRouteDeps, speech: Speech): CallRoute
           const wording = DEFAULT_WORDING[language] ?? DEFAULT_WORDING[config.voice.language] ?? DEFAULT_WORDING.en!;
           const temp = path.join(config.voice.dir, `.prompt-${language}.wav`);
           await speech.synthesize({ text: wording.pressOne, language, outFile: temp });
+          setFileMode(temp, SPOOL_FILE_MODE);
           renameSync(temp, prompt);
         }
       },
@@ -74,6 +80,7 @@ export async function runVoiceSession(session: SessionLike, message: MessageRow,
   const file = voiceWavBase(config, message.id);
   let status: string | undefined;
   try {
+    crashPoint('agi.session');
     const played = await session.exec('Playback', [file], { timeoutMs: PLAY_TIMEOUT_MS });
     if (played.result === '-1' || session.hungUp) {
       route.failedAttempt(message, 'hang-up before the end of the message', { playback: played.result });
@@ -84,6 +91,7 @@ export async function runVoiceSession(session: SessionLike, message: MessageRow,
     route.failedAttempt(message, `the call ended before the message was played (${errorCode(err)})`);
     return;
   }
+  crashPoint('agi.outcome');
   if (status !== 'SUCCESS') {
     route.failedAttempt(message, `Asterisk could not play the message (PLAYBACKSTATUS=${status ?? 'unset'})`, { playbackStatus: status ?? null });
     return;

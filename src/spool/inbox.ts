@@ -6,6 +6,7 @@
 import {
   closeSync,
   constants,
+  fchmodSync,
   fstatSync,
   lstatSync,
   mkdirSync,
@@ -14,10 +15,11 @@ import {
   readSync,
   renameSync,
   statSync,
-  writeFileSync,
+  writeSync,
   existsSync,
 } from 'node:fs';
 import path from 'node:path';
+import { SPOOL_FILE_MODE, setFileMode } from './atomic-write.js';
 
 export type ReadOutcome =
   | { kind: 'ok'; bytes: Buffer }
@@ -43,6 +45,15 @@ export function listInbox(dir: string): string[] {
   return entries.map((e) => e.name);
 }
 
+// One read buffer for every file (reads are synchronous), copied out at its
+// real size: a fresh max_file_size buffer per file (64 KiB by default) was
+// the daemon's largest allocation per message.
+let scratch: Buffer | undefined;
+function scratchBuffer(size: number): Buffer {
+  if (!scratch || scratch.length < size) scratch = Buffer.allocUnsafe(size);
+  return scratch;
+}
+
 export function readInboxFile(file: string, maxBytes: number): ReadOutcome {
   let fd: number;
   try {
@@ -60,15 +71,15 @@ export function readInboxFile(file: string, maxBytes: number): ReadOutcome {
     if (!st.isFile()) return { kind: 'not-a-file', what: 'not a regular file' };
     if (st.size > maxBytes) return { kind: 'too-large', size: st.size };
     // Read one byte more than allowed so a file that grew after fstat is caught too.
-    const buf = Buffer.allocUnsafe(maxBytes + 1);
+    const buf = scratchBuffer(maxBytes + 1);
     let n = 0;
     for (;;) {
-      const r = readSync(fd, buf, n, buf.length - n, null);
+      const r = readSync(fd, buf, n, maxBytes + 1 - n, null);
       if (r === 0) break;
       n += r;
       if (n > maxBytes) return { kind: 'too-large', size: n };
     }
-    return { kind: 'ok', bytes: buf.subarray(0, n) };
+    return { kind: 'ok', bytes: Buffer.from(buf.subarray(0, n)) };
   } finally {
     closeSync(fd);
   }
@@ -83,15 +94,41 @@ export function quarantine(file: string, quarantineDir: string, reason: string):
   mkdirSync(quarantineDir, { recursive: true });
   const base = path.basename(file).replace(/^\.+/, '');
   let target = path.join(quarantineDir, base);
-  for (let i = 1; existsSync(target) || existsSync(`${target}.reason`); i++) target = path.join(quarantineDir, `${base}.${i}`);
   // The reason goes first: a crash between the two leaves a reason without a
   // file (harmless) rather than a quarantined file without its reason.
-  writeFileSync(`${target}.reason`, `${new Date().toISOString()} ${reason}\n`);
+  // Security: created with O_EXCL | O_NOFOLLOW, so a link planted under the
+  // name (existsSync says false for a dangling one) is never written through;
+  // its mode is set exactly (0640), whatever the umask.
+  let fd: number | undefined;
+  for (let i = 1; fd === undefined; i++) {
+    if (!existsSync(target)) {
+      try {
+        fd = openSync(`${target}.reason`, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, SPOOL_FILE_MODE);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+    target = path.join(quarantineDir, `${base}.${i}`);
+  }
+  try {
+    fchmodSync(fd, SPOOL_FILE_MODE);
+    writeSync(fd, `${new Date().toISOString()} ${reason}\n`);
+  } finally {
+    closeSync(fd);
+  }
   try {
     renameSync(file, target);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
+  }
+  // The message may be private: readable by Asterisk's group at most, like every spool file we keep.
+  // Never through a link (the link itself is what was quarantined), and only if it is ours to change.
+  try {
+    setFileMode(target, SPOOL_FILE_MODE);
+  } catch {
+    /* a link, a FIFO, or another user's file: left as it is */
   }
   return target;
 }

@@ -1,0 +1,294 @@
+/**
+ * A fake Asterisk that plays the PBX's part on a real spool tree, for tests
+ * that run the daemon as a separate process and kill it (test/integration/
+ * crash-points.test.ts). It outlives the daemon, as a PBX does.
+ *
+ * - pbx_spool: reads our call files in outgoing/ and places the call; the
+ *   file stays there until the call is over, then gets `StartRetry:` and
+ *   `Status: Completed` appended and is renamed into outgoing_done/.
+ * - app_sms for S (`Application: SMS`, `Data: QUEUE,s`): reads and deletes
+ *   every `sms/mttx/QUEUE.*` file, as app_sms does before sending, and appends
+ *   a YOS line for each to its log ([sms] app_log), in app_sms's low-byte form.
+ * - the answered F/V call (`Application: AGI`, `Data: agi://…/fax/ID`): a
+ *   FastAGI session to the daemon (test/fakes/agi-client.ts) that answers
+ *   every command successfully: SendFAX of a TIFF that exists, FAXSTATUS
+ *   SUCCESS with as many pages as the TIFF has; Playback of a WAV that
+ *   exists, PLAYBACKSTATUS SUCCESS, no digit pressed. When the daemon is not
+ *   listening, or dies during the session, the call still ends `Completed`
+ *   (answered), as a real one would.
+ * - inbound SIP MESSAGEs: `sendSipMessage()` hands one to the daemon's
+ *   `message` script, again and again until a session sets MSG_CHAN_OPT
+ *   (a dialplan that retries while AGISTATUS is not SUCCESS), with the same
+ *   uniqueid each time, so the journal's dedupe sees one message.
+ *
+ * Everything it did is recorded: every mttx file consumed, every SendFAX and
+ * Playback executed (a delivery, from the recipient's side, whatever the
+ * daemon learns of it).
+ */
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../../src/config.js';
+import { parseCallFile } from '../../src/asterisk/call-file.js';
+import { appLogText, decodeSmsFile } from '../../src/spool/sms-file.js';
+import { readTiffPages } from '../../src/render/tiff-tags.js';
+import { connectFakeAgi, type AgiAnswer, type ReceivedCommand } from './agi-client.js';
+
+export interface MttxDelivery {
+  /** sms/mttx file name: QUEUE.ID-PART for ours. */
+  name: string;
+  queue: string;
+  /** Journal id and part, parsed from the name (NaN when not ours). */
+  id: number;
+  part: number;
+  oa: string;
+  da: string;
+  text: string;
+  /** `run` when it was taken. */
+  run: number;
+}
+
+export interface CallSessionRecord {
+  letter: 'F' | 'V';
+  id: number;
+  callFile: string;
+  /** The daemon ran SendFAX / Playback: the recipient got the fax / heard the message. */
+  executed: boolean;
+  /** The daemon read FAXSTATUS / PLAYBACKSTATUS. */
+  outcomeRead: boolean;
+  /** false: the daemon was not listening. */
+  connected: boolean;
+  /** The session (or the attempt to connect) is over. */
+  done: boolean;
+  /** `run` when the call was taken. */
+  run: number;
+}
+
+export interface SipInbound {
+  from: string;
+  to: string;
+  body: string;
+  uniqueid: string;
+}
+
+export interface FakeAsteriskOptions {
+  config: Config;
+  /** Where the daemon's FastAGI service listens (fixed across restarts). */
+  agiPort: number;
+  pollMs?: number;
+}
+
+const tick = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class FakeAsterisk {
+  readonly mttx: MttxDelivery[] = [];
+  readonly sessions: CallSessionRecord[] = [];
+  readonly archived: string[] = [];
+  /** Inbound messages whose session set MSG_CHAN_OPT, and how many sessions each took. */
+  readonly sipAccepted = new Map<string, number>();
+  private readonly inbound: SipInbound[] = [];
+  private readonly running = new Set<Promise<void>>();
+  /** Call files whose call is going on. */
+  private readonly taken = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private busy = false;
+  private logSeq = 0;
+  /** A label the test sets (e.g. which daemon process runs), copied into every record. */
+  run = 0;
+
+  constructor(private readonly options: FakeAsteriskOptions) {
+    mkdirSync(options.config.spool.outgoingDone, { recursive: true });
+    mkdirSync(path.dirname(options.config.sms.appLog), { recursive: true });
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.poll(), this.options.pollMs ?? 20);
+  }
+
+  /** Stops taking calls; resolves when every call and inbound session in hand has ended. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
+  }
+
+  /** Nothing in hand: no call file waiting in outgoing/, no call or inbound session running. */
+  get idle(): boolean {
+    return this.running.size === 0 && this.inbound.length === 0 && ourCalls(this.options.config.spool.outgoing).length === 0;
+  }
+
+  /** A softphone sends a SIP MESSAGE: handed to the daemon until it takes it. */
+  sendSipMessage(message: SipInbound): void {
+    this.inbound.push(message);
+  }
+
+  private poll(): void {
+    if (this.busy || this.stopped) return;
+    this.busy = true;
+    try {
+      for (const name of ourCalls(this.options.config.spool.outgoing)) this.take(name);
+      while (this.inbound.length > 0) this.track(this.deliverInbound(this.inbound.shift()!));
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private track(p: Promise<void>): void {
+    this.running.add(p);
+    void p.finally(() => this.running.delete(p));
+  }
+
+  private take(name: string): void {
+    if (this.taken.has(name)) return; // its call is still going on
+    let text: string;
+    try {
+      text = readFileSync(path.join(this.options.config.spool.outgoing, name), 'utf8');
+    } catch {
+      return; // gone meanwhile
+    }
+    this.taken.add(name);
+    const call = parseCallFile(text);
+    const app = call.get('Application');
+    const data = call.get('Data') ?? '';
+    if (app === 'SMS') {
+      this.runSms(data.split(',')[0]!);
+      this.archive(name);
+    } else if (app === 'AGI') {
+      const url = new URL(data);
+      const m = /^\/(fax|voice)\/(\d+)$/.exec(url.pathname);
+      if (!m) throw new Error(`fake Asterisk: unexpected AGI call ${data}`);
+      this.track(this.runCallSession(m[1] === 'fax' ? 'F' : 'V', Number(m[2]), name, url.pathname.slice(1)).finally(() => this.archive(name)));
+    } else {
+      throw new Error(`fake Asterisk: unexpected call file ${name}: Application ${app}`);
+    }
+  }
+
+  /** app_sms SMS(QUEUE,s): every queued file is read (deleted first), sent, and logged YOS. */
+  private runSms(queue: string): void {
+    const { mttx } = this.options.config.spool;
+    const names = readdirSync(mttx).filter((n) => !n.startsWith('.') && n.startsWith(`${queue}.`)).sort();
+    for (const name of names) {
+      const file = path.join(mttx, name);
+      let bytes: Buffer;
+      try {
+        bytes = readFileSync(file);
+        rmSync(file);
+      } catch {
+        continue;
+      }
+      const decoded = decodeSmsFile(bytes);
+      if (!decoded.ok) throw new Error(`fake Asterisk: unreadable mttx file ${name}: ${decoded.error.message}`);
+      const m = /^[^.]+\.(\d+)-(\d+)$/.exec(name);
+      const { oa = '', da = '', text } = decoded.message;
+      this.mttx.push({ name, queue, id: m ? Number(m[1]) : NaN, part: m ? Number(m[2]) : NaN, oa, da, text, run: this.run });
+      const time = new Date(Date.UTC(2026, 10, 22, 4, 0, 0) + ++this.logSeq * 1000).toISOString().slice(0, 19);
+      appendFileSync(
+        this.options.config.sms.appLog,
+        Buffer.concat([Buffer.from(`${time} YOS ${queue} ${oa || '-'} ${da || '-'} `), appLogText(text), Buffer.from('\n')]),
+      );
+    }
+  }
+
+  private async runCallSession(letter: 'F' | 'V', id: number, callFile: string, script: string): Promise<void> {
+    const record: CallSessionRecord = { letter, id, callFile, executed: false, outcomeRead: false, connected: false, done: false, run: this.run };
+    this.sessions.push(record);
+    const answers = (cmd: ReceivedCommand): AgiAnswer => {
+      const [verb, second, arg] = cmd.argv;
+      if (verb === 'EXEC' && second === 'SendFAX') {
+        if (!existsSync(arg!)) return ['200 result=-1'];
+        record.executed = true;
+        return ['200 result=-1', 'HANGUP'];
+      }
+      if (verb === 'EXEC' && second === 'Playback') {
+        if (!existsSync(`${arg!}.wav`)) return ['200 result=-1'];
+        record.executed = true;
+        return ['200 result=0'];
+      }
+      if (verb === 'GET' && second === 'VARIABLE') {
+        switch (arg) {
+          case 'FAXSTATUS':
+          case 'PLAYBACKSTATUS':
+            record.outcomeRead = true;
+            return [record.executed ? '200 result=1 (SUCCESS)' : '200 result=1 (FAILED)'];
+          case 'FAXPAGES':
+            return [`200 result=1 (${this.faxPages(id)})`];
+          case 'FAXERROR':
+            return ['200 result=1 (HANGUP)'];
+          case 'FAXBITRATE':
+            return ['200 result=1 (14400)'];
+        }
+        return ['200 result=0'];
+      }
+      if (verb === 'STREAM') return ['200 result=0 endpos=8000'];
+      if (verb === 'HANGUP') return ['200 result=1', 'HANGUP'];
+      return ['200 result=1'];
+    };
+    try {
+      const client = await connectFakeAgi({ port: this.options.agiPort, script, answers, env: { agi_channel: `PJSIP/fake-${id}`, agi_uniqueid: `${callFile}` } });
+      record.connected = true;
+      await client.closed;
+    } catch {
+      /* not listening: AGI() fails, the answered call ends */
+    } finally {
+      record.done = true;
+    }
+  }
+
+  private faxPages(id: number): number {
+    try {
+      return readTiffPages(readFileSync(path.join(this.options.config.fax.dir, `${id}.tif`))).length;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** One inbound MESSAGE, retried (same uniqueid) until a session tells the dialplan MSG_CHAN_OPT. */
+  private async deliverInbound(message: SipInbound): Promise<void> {
+    const b64 = Buffer.from(message.body, 'utf8').toString('base64');
+    const answers: Record<string, AgiAnswer> = {
+      'GET FULL VARIABLE ${MESSAGE(from)}': [`200 result=1 (<sip:${message.from}@127.0.0.1:5098>)`],
+      'GET FULL VARIABLE ${MESSAGE(to)}': [`200 result=1 (sip:${message.to}@127.0.0.1:5070)`],
+      'GET FULL VARIABLE ${BASE64_ENCODE(${MESSAGE(body)})}': [`200 result=1 (${b64})`],
+    };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const client = await connectFakeAgi({
+          port: this.options.agiPort,
+          script: 'message',
+          env: { agi_extension: message.to, agi_uniqueid: message.uniqueid, agi_channel: 'Message/ast_msg_queue' },
+          answers,
+        });
+        await client.closed;
+        if (client.commands.some((c) => c.line.startsWith('SET VARIABLE MSG_CHAN_OPT'))) {
+          this.sipAccepted.set(message.uniqueid, attempt);
+          return;
+        }
+      } catch {
+        /* not listening */
+      }
+      if (this.stopped) return;
+      await tick(50);
+    }
+  }
+
+  /**
+   * pbx_spool with Archive: yes. The call file stays in outgoing/ for the whole call (what the
+   * daemon relies on to know a call is still going on); at the end pbx_spool appends its retry and
+   * Status lines to it and renames it into outgoing_done.
+   */
+  private archive(name: string): void {
+    const { outgoing, outgoingDone } = this.options.config.spool;
+    appendFileSync(path.join(outgoing, name), `StartRetry: 4242 1 (${Math.floor(Date.now() / 1000)})\nStatus: Completed\n`);
+    renameSync(path.join(outgoing, name), path.join(outgoingDone, name));
+    this.taken.delete(name);
+    this.archived.push(name);
+  }
+}
+
+function ourCalls(outgoing: string): string[] {
+  try {
+    return readdirSync(outgoing).filter((n) => n.startsWith('smsr-') && n.endsWith('.call')).sort();
+  } catch {
+    return [];
+  }
+}
