@@ -438,7 +438,9 @@ function validateTable(file: string, section: string, given: Record<string, unkn
       (field.kind === 'strings' && Array.isArray(value) && value.every((x) => typeof x === 'string'));
     if (!ok) throw new ConfigError(file, name, `expected ${describe(field)}, found ${kindOf(value)}`);
     const problem = field.check?.(value as never);
-    if (problem) throw new ConfigError(file, name, `expected ${problem}, found ${JSON.stringify(value)}`);
+    // A secret is never echoed: config errors reach the terminal and the journal.
+    const shown = key === 'secret' ? '(the value is not shown)' : JSON.stringify(value);
+    if (problem) throw new ConfigError(file, name, `expected ${problem}, found ${shown}`);
     out[key] = value;
   }
   return out;

@@ -68,6 +68,8 @@ test('errors name the file, the key and what was expected', () => {
   fails(MIN + '[ami]\nenabled = true\n', 'ami.username', /required when \[ami\] enabled = true/);
   fails(MIN + '[ami]\nenabled = true\nusername = "u"\n', 'ami.secret', /required when/);
   fails(MIN + '[ami]\nsecret = "a\\nb"\n', 'ami.secret', /control characters/);
+  // The secret itself is never echoed in the error.
+  assert.throws(() => parseConfig('/x.toml', MIN + '[ami]\nsecret = "hunter2\\nx"\n'), (err: unknown) => !String((err as Error).message).includes('hunter2'));
   fails(MIN + '[agi]\nlisten = "4573"\n', 'agi.listen', /HOST:PORT/);
   fails(MIN + '[agi]\nlisten = "127.0.0.1:70000"\n', 'agi.listen', /HOST:PORT/);
   assert.deepEqual(parseConfig('/x.toml', MIN + '[agi]\nlisten = "[::1]:4573"\n').agi, { host: '::1', port: 4573, advertise: '' });
