@@ -87,7 +87,14 @@ export class DeliveryMatcher {
    * undefined (another role/direction, or nothing fits). Only O+S entries
    * count: Asterisk, as the centre, sent a message to a phone.
    */
-  match(entry: SmsLogEntry): DeliveryMatch | undefined {
+  /**
+   * `taken`: whether app_sms has already read a candidate's file. Parts with
+   * the same text to the same queue (two identical notices) cannot be told
+   * apart by the log line; the one whose file is gone is the one it sent.
+   * Crediting the other would leave the sent one unacknowledged, retried, and
+   * delivered twice.
+   */
+  match(entry: SmsLogEntry, taken?: (sms: QueuedSms) => boolean): DeliveryMatch | undefined {
     if (entry.role !== 'S' || entry.direction !== 'O') return undefined;
     const list = this.byQueue.get(entry.queue);
     if (!list) return undefined;
@@ -95,7 +102,9 @@ export class DeliveryMatcher {
     const sameAddress = (s: QueuedSms): boolean =>
       asLogged(s.oa) === oa && (entry.da === undefined || asLogged(s.da) === entry.da);
 
-    let index = list.findIndex((s) => sameAddress(s) && loggedText(s.logText).equals(entry.text));
+    const same = (s: QueuedSms): boolean => sameAddress(s) && loggedText(s.logText).equals(entry.text);
+    let index = taken ? list.findIndex((s) => same(s) && taken(s)) : -1;
+    if (index < 0) index = list.findIndex(same);
     if (index < 0) {
       // The `n` option logs only the length: safe only when it points at one part.
       const udl = UDL.exec(entry.text.toString('latin1'));

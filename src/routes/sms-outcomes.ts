@@ -147,7 +147,7 @@ export class SmsOutcomes {
   /** New lines of app_sms's log. */
   onLogEntries(entries: readonly SmsLogEntry[]): void {
     for (const entry of entries) {
-      const hit = this.matcher.match(entry);
+      const hit = this.matcher.match(entry, (sms) => !existsSync(path.join(this.config.spool.mttx, `${sms.queue}.${sms.id}-${sms.part}`)));
       if (!hit) continue;
       const message = this.journal.get(hit.sms.id);
       if (!message || message.state !== 'spooled' || message.route !== 'S') continue;

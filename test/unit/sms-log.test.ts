@@ -528,3 +528,15 @@ test('follower: start() notices appends by itself, before and after the file exi
   f.stop();
   assert.deepEqual(h.seen, ['first', 'second']);
 });
+
+test('of two parts with the same text, the one app_sms has taken (its file gone) is credited', () => {
+  const m = new DeliveryMatcher();
+  const waiting = queued('Cannot deliver SMS to 7001.');
+  const sent = queued('Cannot deliver SMS to 7001.');
+  m.add(waiting);
+  m.add(sent);
+  const line = parsed(logLine(`YOS ${QUEUE} ${OA} -`, latin1('Cannot deliver SMS to 7001.')));
+  assert.equal(m.match(line, (s) => s === sent)?.sms, sent);
+  // Without the file test, oldest first, as before.
+  assert.equal(m.match(line)?.sms, waiting);
+});
