@@ -11,16 +11,9 @@ import { encodeSmsFile } from '../../src/spool/sms-file.js';
 import { sanitizeForSms, splitMessage } from '../../src/spool/encoding.js';
 import { queueForNumber } from '../../src/numbers.js';
 import { isoLocal } from '../../src/spool/scts.js';
+import { mulberry32 } from '../../test/helpers/random.js';
 
-export function mulberry32(seed: number): () => number {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 const GSM_WORDS = 'the a to dinner is ready call me back when you can meeting at 5 pm bring milk bread and eggs see you soon ok thanks running late 10 minutes door code 4711 where are you happy birthday @home [kitchen] {garden} price 12 € ~ ^ _'.split(' ');
 const PL_WORDS = 'zażółć gęślą jaźń dzień dobry obiad gotowy zadzwoń później spotkanie o piątej kup mleko chleb i jajka do zobaczenia dziękuję spóźnię się żółw łąka źródło ćma'.split(' ');

@@ -36,20 +36,12 @@ import { openDatabase } from '../../src/journal/store.js';
 import { RecipientDirectory } from '../../src/directory/recipients.js';
 import { writeMorx } from '../../src/cli/send.js';
 import { CRASH_POINTS, type CrashPointName } from '../../src/testing/crash-points.js';
+import { mulberry32 } from '../helpers/random.js';
 
 const SEED = 20261010;
 const RANDOM_KILLS = 14;
 const HITS = [1, 2, 3];
 
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function freePort(): Promise<number> {
   const server = createServer();

@@ -14,20 +14,11 @@ import { openDatabase } from '../../src/journal/store.js';
 import { RecipientDirectory } from '../../src/directory/recipients.js';
 import { writeMorx } from '../../src/cli/send.js';
 import { decodeSmsFile } from '../../src/spool/sms-file.js';
+import { mulberry32 } from '../helpers/random.js';
 
 const TOTAL = 1000;
 
-// A seeded generator, so a failing run can be replayed.
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
+// Seeded, so a failing run can be replayed.
 const SEED = 20261122;
 
 test(`SIGKILL at 10+ points while draining ${TOTAL} messages loses and duplicates nothing (seed ${SEED})`, { timeout: 300_000 }, async (t) => {
