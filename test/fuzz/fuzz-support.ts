@@ -22,6 +22,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { mulberry32 as prng } from '../helpers/random.js';
+export { prng };
 
 const env = process.env;
 
@@ -201,17 +203,6 @@ export function split(bytes: Uint8Array, at: readonly number[]): Uint8Array[] {
   return out;
 }
 
-/** A small deterministic PRNG (mulberry32), for replaying corpus files with "random" splits. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A few split patterns for replaying one input: whole, every byte, and seeded random cuts. */
 export function replaySplits(bytes: Uint8Array, name: string): Array<{ label: string; chunks: Uint8Array[] }> {

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { decodeSmsFile, encodeSmsFile, appLogText, type SmsFields } from '../../src/spool/sms-file.js';
 import { SpoolParseError } from '../../src/errors.js';
+import { mulberry32 } from '../helpers/random.js';
 
 // dist/test/unit/ -> project root; the fixtures are copies kept inside the project.
 const FIXTURES = fileURLToPath(new URL('../../../spool-fixtures/', import.meta.url));
@@ -420,17 +421,6 @@ test('appLogText of each real mttx file matches its YOS line (what a daemon matc
 
 // ---------------------------------------------------------------- properties
 
-/** mulberry32: a tiny seeded PRNG so a failure can be replayed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const POOLS = [
   ' !"#%&\'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz',
