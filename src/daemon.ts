@@ -337,7 +337,10 @@ export class Daemon {
       if (row.state === 'pending') this.journal.finishCallRow(row.id, call.status);
       // Every line app_sms wrote during the call is in its log by now: read them first.
       this.smsLog.readNew();
-      this.smsOutcomes.onCallFinished(row.queue, call.status);
+      // Only the queue's latest call judges its parts. An earlier one is read after a later one
+      // was placed only when a crash came between reading it and putting it away; parts the later
+      // call took have no YOS yet and would count as unacknowledged.
+      if (!this.sms.otherCallInFlight(row.queue, call.fileName)) this.smsOutcomes.onCallFinished(row.queue, call.status);
       this.requestRouting('received');
     }
     // A line is free: queues whose files wait (not taken by their last call, or held back by pacing) get a call.

@@ -22,15 +22,36 @@ export class SmsCallSpool {
     private readonly options: CallSpoolOptions,
   ) {}
 
-  /** True when a call file we wrote for this queue still waits in outgoing/. */
+  /**
+   * True when a call we placed for this queue is not over as far as we know: its file still waits
+   * (or its call runs) in outgoing/, or it is over and archived in outgoing_done/ but its outcome
+   * has not been read yet. Until that outcome is read the queue gets no second call: the outcome
+   * of the first call is applied to every part of the queue whose file app_sms took, and a second
+   * call taking new files meanwhile would have them judged unacknowledged before their YOS lines
+   * were written (sent twice; issue 10's crash suite caught it without any crash).
+   */
   hasPendingCall(queue: string): boolean {
     let pending = false;
     for (const call of this.journal.pendingCalls('S', queue)) {
-      // existsSync stats; it never opens the file (SPEC §1: never open files in outgoing/).
-      if (existsSync(path.join(this.config.spool.outgoing, call.fileName))) pending = true;
-      else this.journal.finishCallRow(call.id, null); // Asterisk has taken it (outcome read elsewhere)
+      if (this.isInFlight(call.fileName)) pending = true;
+      else this.journal.finishCallRow(call.id, null); // gone from both (operator, or a crash before the file was written)
     }
     return pending;
+  }
+
+  /** Another call to this queue is still in flight (see hasPendingCall), besides `fileName`. */
+  otherCallInFlight(queue: string, fileName: string): boolean {
+    return this.journal.pendingCalls('S', queue).some((call) => call.fileName !== fileName && this.isInFlight(call.fileName));
+  }
+
+  /**
+   * pbx_spool keeps a call file in outgoing/ until the call is over, then renames it into
+   * outgoing_done/ (one rename: it is always in one of the two). existsSync stats; it never
+   * opens the file (SPEC §1: never open files in outgoing/).
+   */
+  private isInFlight(fileName: string): boolean {
+    const { outgoing, outgoingDone } = this.config.spool;
+    return existsSync(path.join(outgoing, fileName)) || existsSync(path.join(outgoingDone, fileName));
   }
 
   /** Makes sure exactly one call will run `SMS(queue,s)` on `channel`. Returns the new file name, if one was written. */

@@ -67,6 +67,11 @@ export class SmsRoute {
     this.calls.ensureCall(queue, channel, null, recipient && callTime(this.config, recipient, 'S', this.now()));
   }
 
+  /** Another call to this queue is still in flight besides `fileName` (SmsCallSpool.otherCallInFlight). */
+  otherCallInFlight(queue: string, fileName: string): boolean {
+    return this.calls.otherCallInFlight(queue, fileName);
+  }
+
   async deliver(items: readonly DeliveryItem[]): Promise<void> {
     const queues = new Map<string, { channel: string; firstId: number; recipient: Recipient }>();
     // Every long message's reference is taken in one transaction (one commit, one

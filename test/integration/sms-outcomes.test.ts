@@ -45,10 +45,9 @@ function asteriskRuns(tree: SpoolTree, queue: string, status: 'Completed' | 'Exp
   }
   const done = tree.config.spool.outgoingDone;
   mkdirSync(done, { recursive: true });
-  const callText = readFileSync(path.join(tree.outgoing, calls[0]!), 'utf8');
-  rmSync(path.join(tree.outgoing, calls[0]!));
-  writeFileSync(path.join(done, `.${calls[0]}`), `${callText}\nStartRetry: 17011 1 (1795321403)\nStatus: ${status}\n`);
-  renameSync(path.join(done, `.${calls[0]}`), path.join(done, calls[0]!));
+  // pbx_spool appends to the file where it is, then renames it: it is always in one of the two.
+  appendFileSync(path.join(tree.outgoing, calls[0]!), `StartRetry: 17011 1 (1795321403)\nStatus: ${status}\n`);
+  renameSync(path.join(tree.outgoing, calls[0]!), path.join(done, calls[0]!));
 }
 
 test('S: a YOS line in app_sms log delivers; Polish and newline texts match in their low-byte form; the call file is archived', async () => {
