@@ -86,13 +86,14 @@ export class DeliveryMatcher {
    * The part this log entry reports on, removed from the pending set; or
    * undefined (another role/direction, or nothing fits). Only O+S entries
    * count: Asterisk, as the centre, sent a message to a phone.
-   */
-  /**
-   * `taken`: whether app_sms has already read a candidate's file. Parts with
-   * the same text to the same queue (two identical notices) cannot be told
-   * apart by the log line; the one whose file is gone is the one it sent.
-   * Crediting the other would leave the sent one unacknowledged, retried, and
-   * delivered twice.
+   *
+   * `taken`: whether app_sms has read a candidate's file (it deletes the file
+   * before sending, so a part it reports on has none). Only taken parts are
+   * candidates. Parts with the same text to the same queue (two identical
+   * notices) cannot be told apart by the line; crediting one still waiting
+   * would leave the sent one unacknowledged and retried (sent twice), and a
+   * line read again after a crash would mark a waiting part delivered before
+   * the phone saw it.
    */
   match(entry: SmsLogEntry, taken?: (sms: QueuedSms) => boolean): DeliveryMatch | undefined {
     if (entry.role !== 'S' || entry.direction !== 'O') return undefined;
@@ -102,15 +103,14 @@ export class DeliveryMatcher {
     const sameAddress = (s: QueuedSms): boolean =>
       asLogged(s.oa) === oa && (entry.da === undefined || asLogged(s.da) === entry.da);
 
-    const same = (s: QueuedSms): boolean => sameAddress(s) && loggedText(s.logText).equals(entry.text);
-    let index = taken ? list.findIndex((s) => same(s) && taken(s)) : -1;
-    if (index < 0) index = list.findIndex(same);
+    const eligible = (s: QueuedSms): boolean => sameAddress(s) && (taken === undefined || taken(s));
+    let index = list.findIndex((s) => eligible(s) && loggedText(s.logText).equals(entry.text));
     if (index < 0) {
       // The `n` option logs only the length: safe only when it points at one part.
       const udl = UDL.exec(entry.text.toString('latin1'));
       if (udl) {
         const length = Number(udl[1]);
-        const fits = list.flatMap((s, i) => (sameAddress(s) && (s.udl ?? unitsOf(s.logText)) === length ? [i] : []));
+        const fits = list.flatMap((s, i) => (eligible(s) && (s.udl ?? unitsOf(s.logText)) === length ? [i] : []));
         if (fits.length === 1) index = fits[0]!;
       }
     }

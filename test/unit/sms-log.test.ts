@@ -537,6 +537,17 @@ test('of two parts with the same text, the one app_sms has taken (its file gone)
   m.add(sent);
   const line = parsed(logLine(`YOS ${QUEUE} ${OA} -`, latin1('Cannot deliver SMS to 7001.')));
   assert.equal(m.match(line, (s) => s === sent)?.sms, sent);
-  // Without the file test, oldest first, as before.
+  // The same line again (read twice after a crash): the part still waiting is not credited.
+  assert.equal(m.match(line, (s) => s === sent), undefined);
+  // Without the file test, oldest first.
   assert.equal(m.match(line)?.sms, waiting);
+});
+
+test('with the file test, a `udl=N` line credits only a part app_sms has taken', () => {
+  const m = new DeliveryMatcher();
+  const waiting = queued('12345');
+  m.add(waiting);
+  const line = parsed(logLine(`YOS ${QUEUE} ${OA} -`, latin1('udl=5')));
+  assert.equal(m.match(line, () => false), undefined);
+  assert.equal(m.match(line, () => true)?.sms, waiting);
 });
