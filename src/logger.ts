@@ -2,12 +2,20 @@
  * pino, JSON on stdout. Message texts are logged only at debug level; the
  * keys below are redacted at every level as a second line of defence.
  */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { LogLevel } from './config.js';
 
-/** A log file ([log] file) that SIGHUP can reopen after logrotate moved it. */
+/**
+ * A log file ([log] file) that SIGHUP can reopen after logrotate moved it.
+ * 0640 in a 0750 directory whatever the umask (a world-writable log could be
+ * forged; numbers in it are nobody else's business). Opening applies the
+ * umask too, so a stricter one makes them narrower, never wider.
+ */
 export function openLogFile(file: string): ReturnType<typeof pino.destination> {
-  return pino.destination({ dest: file, sync: true, mkdir: true });
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o750 });
+  return pino.destination({ dest: file, sync: true, mode: 0o640 });
 }
 
 export function createLogger(level: LogLevel, destination: NodeJS.WritableStream | ReturnType<typeof pino.destination> | number = 1): Logger {

@@ -4,12 +4,14 @@
  *   0640  mttx, morx (`send`), fax TIFF, voice WAV, quarantined file and its .reason: Asterisk's group reads them
  *   0660  call files: pbx_spool appends StartRetry/EndRetry/Status lines to them
  *   0750  the fax and voice directories we create: Asterisk's group reads, nobody else writes
+ *   0640  [log] file (in a 0750 directory we create): nobody else writes or reads it
  * The daemon runs in this process with umask 0000, the CLI as a child with umask 0000
  * (children inherit it): if a writer relied on the umask, these modes would be 0664/0666/0777.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, renameSync, statSync } from 'node:fs';
+import { openLogFile } from '../../src/logger.js';
 import path from 'node:path';
 import { makeSpoolTree, runCli, visibleFiles, waitUntil } from '../helpers/spool-tree.js';
 import { startDaemon } from '../helpers/daemon.js';
@@ -116,3 +118,23 @@ for (const mask of [0o000, 0o077]) {
     });
   });
 }
+
+test('with umask 0000: [log] file is 0640 in a 0750 directory, and stays 0640 when SIGHUP reopens it after logrotate', async () => {
+  const t = makeSpoolTree();
+  try {
+    await withUmask(0o000, async () => {
+      const file = path.join(t.dir, 'log', 'sms-router', 'sms-router.log');
+      const destination = openLogFile(file);
+      destination.write('{"msg":"one"}\n');
+      assertMode(file, 0o640);
+      assertMode(path.dirname(file), 0o750);
+      renameSync(file, `${file}.1`);
+      destination.reopen();
+      destination.write('{"msg":"two"}\n');
+      assertMode(file, 0o640);
+      destination.end();
+    });
+  } finally {
+    t.cleanup();
+  }
+});
