@@ -14,7 +14,7 @@ import { writeSync } from 'node:fs';
 export const CRASH_POINTS = {
   'ingest.after-commit': 'daemon: morx rows committed, spool files not removed yet',
   'sms.after-mttx': 'S route: one message written to sms/mttx, its call file not yet (per message)',
-  'sms.after-call-file': 'S route: call files renamed into outgoing/, rows not yet marked spooled',
+  'sms.after-call-file': 'S route: files and call files renamed in (rows already spooled), parts not yet expected in the log',
   'call.after-commit': 'F/V route: call row and spooled state committed, call file not written yet',
   'call.after-call-file': 'F/V route: call file renamed into outgoing/, outcome not known yet',
   'render.fax': 'F route: the TIFF rendered in memory, not written yet',
