@@ -14,8 +14,19 @@
  * a whole message cannot be one Pango image (cairo stops at 32767 pixels) and
  * the page count must be known before the "page i/N" header is drawn.
  */
-import sharp, { type Sharp } from 'sharp';
+import type { Sharp } from 'sharp';
 import { pageStrips, readTiff, writeBilevelTiff, type BilevelPage } from './tiff-tags.js';
+
+// libvips is loaded with the first fax, not at start: about 14 MiB of RSS (measured: idle 80.6 → 66.5
+// MiB, BENCHMARKS.md) that a daemon without fax recipients never needs. Every entry point awaits it.
+let sharp: typeof import('sharp').default;
+let loadingSharp: Promise<void> | undefined;
+function loadSharp(): Promise<void> {
+  loadingSharp ??= import('sharp').then((m) => {
+    sharp = m.default;
+  });
+  return loadingSharp;
+}
 
 export type FaxResolution = 'standard' | 'fine' | 'superfine';
 export const FAX_Y_DPI: Record<FaxResolution, number> = { standard: 98, fine: 196, superfine: 391 };
@@ -304,6 +315,7 @@ interface GreyImage {
 
 /** Pango markup rendered by libvips: one band, ink = 255, cropped to the ink. */
 async function textImage(markup: string, family: string, pt: number, wrapWidth: number): Promise<GreyImage> {
+  await loadSharp();
   try {
     const { data, info } = await sharp({
       text: {
@@ -334,6 +346,7 @@ async function renderBlock(
   family: string,
   layout: FaxLayout,
 ): Promise<{ image: GreyImage; drawnLines: number }> {
+  await loadSharp();
   const metrics = await fontMetrics(family, layout.fontPt);
   const pitch = pitchRender(layout.fontPt);
   // Every line starts with a left-to-right mark: Pango picks each paragraph's direction from its
@@ -453,10 +466,12 @@ export async function renderFaxPngs(text: string, options: FaxRenderOptions): Pr
 }
 
 export async function encodeFaxPngs(pages: readonly FaxPageBitmap[]): Promise<Buffer[]> {
+  await loadSharp();
   return Promise.all(pages.map((p) => sharpPage(p).png({ compressionLevel: 9 }).toBuffer()));
 }
 
 export async function encodeFaxTiff(pages: readonly FaxPageBitmap[], options: Pick<FaxRenderOptions, 'resolution' | 'compression'>): Promise<Buffer> {
+  await loadSharp();
   const yDpi = yDpiOf(options.resolution);
   const compression = options.compression ?? 'g4';
   if (compression !== 'g4' && compression !== 'g3') throw new RenderError(`unknown fax compression ${JSON.stringify(compression)}`);
