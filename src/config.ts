@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse, TomlError } from 'smol-toml';
-import { ConfigError } from './errors.js';
+import { ConfigError, quoted } from './errors.js';
 import { isValidNumber } from './numbers.js';
 import { isValidTimeZone, parseQuietWindow } from './schedule/quiet-hours.js';
 import { CRASH_POINTS, isCrashPointName, parseCrashAt } from './testing/crash-points.js';
@@ -439,7 +439,7 @@ function validateTable(file: string, section: string, given: Record<string, unkn
     if (!ok) throw new ConfigError(file, name, `expected ${describe(field)}, found ${kindOf(value)}`);
     const problem = field.check?.(value as never);
     // A secret is never echoed: config errors reach the terminal and the journal.
-    const shown = key === 'secret' ? '(the value is not shown)' : JSON.stringify(value);
+    const shown = key === 'secret' ? '(the value is not shown)' : quoted(value);
     if (problem) throw new ConfigError(file, name, `expected ${problem}, found ${shown}`);
     out[key] = value;
   }

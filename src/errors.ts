@@ -37,6 +37,16 @@ export type ErrorCode =
   | 'RENDER_FAILED'
   | 'USAGE';
 
+/**
+ * A value quoted for an error or log message, cut to `max` characters: the
+ * values come from spool files, CSV sheets and config files, and one of a
+ * megabyte must not become a megabyte of log line or `.reason` file.
+ */
+export function quoted(value: unknown, max = 60): string {
+  if (typeof value === 'string' && value.length > max) return `${JSON.stringify(value.slice(0, max))}… (${value.length} characters)`;
+  return JSON.stringify(value) ?? String(value);
+}
+
 export class SmsRouterError extends Error {
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
@@ -82,7 +92,7 @@ export class SpoolUnusableError extends SmsRouterError {
 /** A number that may not become a file name or a call-file value. */
 export class InvalidNumberError extends SmsRouterError {
   constructor(readonly value: string) {
-    super('INVALID_NUMBER', `invalid number ${JSON.stringify(value)}: expected digits with an optional leading +, 19 characters at most`);
+    super('INVALID_NUMBER', `invalid number ${quoted(value)}: expected digits with an optional leading +, 19 characters at most`);
   }
 }
 
@@ -90,7 +100,7 @@ export class InvalidChannelError extends SmsRouterError {
   constructor(readonly value: string) {
     super(
       'INVALID_CHANNEL',
-      `invalid channel ${JSON.stringify(value)}: expected TECH/resource such as PJSIP/1001, DAHDI/2 or Local/1001@phones`,
+      `invalid channel ${quoted(value)}: expected TECH/resource such as PJSIP/1001, DAHDI/2 or Local/1001@phones`,
     );
   }
 }

@@ -8,7 +8,7 @@
  * not hide the next; importing is a single transaction, so a directory is
  * never left half-updated.
  */
-import { errorMessage } from '../errors.js';
+import { errorMessage, quoted } from '../errors.js';
 import {
   isServiceLetter,
   validateRecipient,
@@ -175,7 +175,7 @@ export function parseRecipientsCsv(text: string): { rows: CsvRow[]; errors: CsvE
     // A line break typed into a spreadsheet cell must not reach a fax header.
     const name = layout.name === undefined ? '' : fields[layout.name]!.replace(/\s+/g, ' ').trim();
     if (!isServiceLetter(service)) {
-      errors.push({ line, message: `unknown service letter ${JSON.stringify(service)}: expected one of ${SERVICE_LETTERS.join(' ')}` });
+      errors.push({ line, message: `unknown service letter ${quoted(service)}: expected one of ${SERVICE_LETTERS.join(' ')}` });
       continue;
     }
     try {

@@ -7,7 +7,7 @@
  * numbers from here end up in call files and spool file names.
  */
 import type { Statement } from 'better-sqlite3';
-import { InvalidChannelError, SmsRouterError } from '../errors.js';
+import { InvalidChannelError, SmsRouterError, quoted } from '../errors.js';
 import type { Db } from '../journal/store.js';
 import { assertChannel, assertNumber } from '../numbers.js';
 
@@ -41,7 +41,7 @@ export class InvalidRecipientError extends SmsRouterError {
     readonly value: unknown,
     expected: string,
   ) {
-    super('INVALID_RECIPIENT', `invalid ${field} ${JSON.stringify(value)}: expected ${expected}`);
+    super('INVALID_RECIPIENT', `invalid ${field} ${quoted(value)}: expected ${expected}`);
   }
 }
 

@@ -13,7 +13,7 @@
  * the file says (bad hex, a line it cannot parse), we refuse the file instead:
  * a message we would silently alter is worse than one we quarantine.
  */
-import { SpoolParseError } from '../errors.js';
+import { SpoolParseError, quoted } from '../errors.js';
 
 export interface SmsFields {
   oa?: string;
@@ -224,7 +224,7 @@ function readField(message: SmsFields, key: string, value: string, warn: (w: str
   if (key === 'oa' || key === 'da') {
     const number = numcpy(value);
     if (!/[0-9]/.test(number)) return `${key} has no digits`;
-    if (number !== value.trimEnd()) warn(`${key} ${JSON.stringify(value)} read as ${number}`);
+    if (number !== value.trimEnd()) warn(`${key} ${quoted(value)} read as ${number}`);
     if (value.length > MAX_ADDRESS_CHARS) warn(`${key} is ${value.length} characters; app_sms ignores values over ${MAX_ADDRESS_CHARS}`);
     message[key] = number;
     return undefined;
@@ -234,7 +234,7 @@ function readField(message: SmsFields, key: string, value: string, warn: (w: str
     // `|| 0`: Number('-0') is -0, which app_sms's atoi reads as 0 and which would not
     // survive encode -> decode (found by test/fuzz, corpus spool/dcs-minus-zero.sms).
     const n = m ? Number(m[1]) || 0 : NaN;
-    if (!Number.isSafeInteger(n)) return `${key} ${JSON.stringify(value)} is not an integer`;
+    if (!Number.isSafeInteger(n)) return `${key} ${quoted(value)} is not an integer`;
     if (BYTE_KEYS.has(key) && (n < 0 || n > 255)) warn(`${key}=${n} is outside 0..255; app_sms keeps only a byte`);
     if (key === 'vp' && n < 0) warn(`vp=${n} is negative`);
     message[key as 'pid' | 'dcs' | 'mr' | 'vp'] = n;
@@ -243,14 +243,14 @@ function readField(message: SmsFields, key: string, value: string, warn: (w: str
   if (key === 'srr' || key === 'rp') {
     // atoi(): a leading integer, anything else is 0.
     const m = /^[+-]?[0-9]+/.exec(value);
-    if (!m) warn(`${key} ${JSON.stringify(value)} is not a number; read as 0 like app_sms`);
+    if (!m) warn(`${key} ${quoted(value)} is not a number; read as 0 like app_sms`);
     message[key] = m ? Number(m[0]) !== 0 : false;
     return undefined;
   }
   if (key === 'scts') {
     const s = value.trimEnd();
     if (/^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$/.test(s)) message.scts = s;
-    else warn(`scts ${JSON.stringify(value)} is not YYYY-MM-DDTHH:MM:SS; app_sms would ignore it`);
+    else warn(`scts ${quoted(value)} is not YYYY-MM-DDTHH:MM:SS; app_sms would ignore it`);
     return undefined;
   }
   warn(`unknown key ${key} ignored`);

@@ -250,3 +250,14 @@ test('a 10,000-row file parses and imports in one call', () => {
   });
   assert.deepEqual(importRecipients(dir, rows), { added: 0, updated: count });
 });
+
+test('errors quote at most 60 characters of a value, and say how long it was', () => {
+  const huge = 'x'.repeat(1_000_000);
+  const { rows, errors } = parseRecipientsCsv(`Account,Message,Extension\n${huge},S,SIP/1000\n1001,${huge},SIP/1001\n1002,S,${huge}\n`);
+  assert.deepEqual(rows, []);
+  assert.equal(errors.length, 3);
+  for (const e of errors) {
+    assert.ok(e.message.length < 300, `line ${e.line}: ${e.message.length} characters`);
+    assert.match(e.message, /"x{60}"… \(1000000 characters\)/i); // the service letter is upper-cased first
+  }
+});
