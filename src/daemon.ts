@@ -9,9 +9,13 @@
  * daemon; `runOnce()` drains what is there and returns (used by `process`
  * and by tests). Signals are not handled here: main.ts owns them and calls
  * `stop()`.
+ *
+ * This module owns the one work loop and the services' lifecycle; the steps
+ * live with what they handle: MorxIntake (reading morx), ConcatParts (parts
+ * of long messages), Notices (telling a sender), Calls (the S, F and V
+ * routes and what Asterisk reports of their calls) and the routes.
  */
-import { mkdirSync, watch, type FSWatcher } from 'node:fs';
-import path from 'node:path';
+import { watch, type FSWatcher } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { RecipientDirectory, type ServiceLetter } from './directory/recipients.js';
@@ -20,22 +24,16 @@ import { Journal, type MessageRow } from './journal/journal.js';
 import { openDatabase, type Db } from './journal/store.js';
 import { expired, planFor } from './router.js';
 import { Notices, type BounceReason } from './notices.js';
-import { SmsRoute, type DeliveryItem } from './routes/sms.js';
+import type { DeliveryItem } from './routes/sms.js';
 import { SipRoute } from './routes/sip.js';
 import { CommandRoute } from './routes/command.js';
-import { CallRoute } from './routes/call-route.js';
-import { createFaxRoute, runFaxSession } from './routes/fax.js';
-import { createVoiceRoute, runVoiceSession } from './routes/voice.js';
-import { Speech } from './render/speech.js';
-import { OutgoingDoneWatcher, type ArchivedCall } from './asterisk/outgoing-done.js';
+import type { OutgoingDoneWatcher } from './asterisk/outgoing-done.js';
+import { Calls } from './calls.js';
 import { ConcatParts } from './routes/concat.js';
-import { SmsOutcomes } from './routes/sms-outcomes.js';
-import { SmsLogFollower, type FollowPosition } from './asterisk/sms-log.js';
 import { receiveSipMessage } from './routes/sip-inbound.js';
 import { AmiClient } from './asterisk/ami/client.js';
 import { FastAgiServer, type AgiSession } from './asterisk/fastagi/server.js';
 import { checkSpool } from './spool/check.js';
-import { listInbox } from './spool/inbox.js';
 import { MorxIntake, type IntakeStats } from './spool/morx-intake.js';
 import { armCrashPoints } from './testing/crash-points.js';
 import { Metrics } from './observe/metrics.js';
@@ -73,13 +71,9 @@ export class Daemon {
   private stopping = false;
   private closed = false;
   readonly ami: AmiClient | undefined;
-  private readonly fax: CallRoute;
-  private readonly voice: CallRoute;
+  private readonly calls: Calls;
   private wakeTimer: NodeJS.Timeout | undefined;
   readonly outgoingDone: OutgoingDoneWatcher;
-  private readonly sms: SmsRoute;
-  private readonly smsOutcomes: SmsOutcomes;
-  private readonly smsLog: SmsLogFollower;
   private readonly commands: CommandRoute;
   private readonly notices: Notices;
   private readonly concat: ConcatParts;
@@ -126,65 +120,25 @@ export class Daemon {
           logger: log,
         })
       : undefined;
-    const callDeps = {
-      config,
+    this.calls = new Calls({
+      config: () => this.config,
       journal: this.journal,
       directory: this.directory,
       log,
-      agiAddress: () => this.agiAdvertised(),
-      retryScheduled: (at: Date) => this.wakeAt(at),
+      metrics: this.metrics,
+      fsync,
       now: options.now,
-      prepared: (letter: 'F' | 'V', seconds: number) => this.metrics.rendered(letter === 'F' ? 'fax' : 'speech', seconds),
-    };
-    this.fax = createFaxRoute({ ...callDeps, finalFailure: (m, reason) => this.notices.bounce(m, 'fax-failed', reason) });
-    this.voice = createVoiceRoute(
-      { ...callDeps, finalFailure: (m, reason) => this.notices.bounce(m, 'voice-failed', reason) },
-      new Speech({ engine: config.voice.engine, defaultLanguage: config.voice.language, log }),
-    );
-    const now = options.now ?? (() => new Date());
-    this.sms = new SmsRoute(
-      config,
-      this.journal,
-      log,
-      { fsync },
-      (id) => {
-        const m = this.journal.get(id);
-        if (m) this.smsOutcomes.expect(m);
-      },
-      now,
-    );
-    this.smsOutcomes = new SmsOutcomes(config, this.journal, this.sms, log, {
-      finalFailure: (m, reason) => this.notices.bounce(m, 'sms-failed', reason),
-      retryScheduled: (at) => this.wakeAt(at),
+      agiAddress: () => this.agiAdvertised(),
+      wakeAt: (at) => this.wakeAt(at),
+      requestRouting: (state) => this.requestRouting(state),
+      bounce: (message, reason, detail) => this.notices.bounce(message, reason, detail),
     });
-    this.smsLog = new SmsLogFollower({
-      file: config.sms.appLog,
-      store: {
-        load: () => {
-          const v = this.journal.readState('sms-log-position');
-          return v ? (JSON.parse(v) as FollowPosition) : undefined;
-        },
-        save: (p) => this.journal.writeState('sms-log-position', JSON.stringify(p)),
-      },
-      onEntries: (entries) => {
-        this.smsOutcomes.onLogEntries(entries);
-        this.requestRouting('received');
-      },
-      log,
-    });
-    this.outgoingDone = new OutgoingDoneWatcher({
-      dir: config.spool.outgoingDone,
-      archiveDir: config.spool.keepCalls ? config.spool.callArchive : undefined,
-      isOurs: (name) => this.journal.callNamed(name) !== undefined,
-      onCall: (call) => this.onArchivedCall(call),
-      log,
-      rescanMs: config.spool.rescanInterval * 1000,
-    });
+    this.outgoingDone = this.calls.outgoingDone;
     // Exhaustive over the service letters: a new letter does not compile until it is decided here.
     this.routes = {
-      S: this.sms,
-      F: this.fax,
-      V: this.voice,
+      S: this.calls.sms,
+      F: this.calls.fax,
+      V: this.calls.voice,
       C: (this.commands = new CommandRoute(config, this.journal, this.directory, log, () => this.requestRouting('received'))),
       T: new SipRoute(config, this.journal, log, this.ami, {
         failed: (message, reason) => this.notices.bounce(message, 'sip-failed', reason),
@@ -195,8 +149,7 @@ export class Daemon {
 
   /** Drains morx once (backlog first) and routes everything routable, then returns. */
   async runOnce(): Promise<DrainStats> {
-    // Crash safety (issue 10): S files a crash left staged go in, with their calls.
-    if (this.smsOutcomes.recoverStaged() > 0) this.sweepSmsQueues();
+    this.calls.recoverStagedSms();
     this.requestRouting('pending');
     for (;;) {
       const fresh = this.intake.list();
@@ -235,20 +188,12 @@ export class Daemon {
     this.agi = new FastAgiServer({ host: this.config.agi.host, port: this.config.agi.port, logger: this.log }, (script) => {
       if (script === 'message') return (session) => this.onSipMessage(session);
       const call = /^(fax|voice)\/([0-9]{1,15})$/.exec(script);
-      if (call) return (session) => this.onCallSession(call[1] as 'fax' | 'voice', Number(call[2]), session);
+      if (call) return (session) => this.calls.onCallSession(call[1] as 'fax' | 'voice', Number(call[2]), session);
       return undefined;
     });
     this.agiAddress = await this.agi.listen();
     this.log.info({ agi: `${this.agiAddress.host}:${this.agiAddress.port}` }, 'FastAGI service listening');
-    this.fax.recover();
-    this.voice.recover();
-    this.smsOutcomes.rebuild();
-    this.smsOutcomes.recoverStaged(); // crash safety (issue 10): before the sweep places their calls
-    this.sweepSmsQueues();
-    // The demo has no Asterisk to create the log's directory.
-    if (this.config.spool.createMissing) mkdirSync(path.dirname(this.config.sms.appLog), { recursive: true });
-    this.smsLog.start();
-    this.outgoingDone.start();
+    this.calls.start();
     const next = this.journal.nextAttemptTime();
     if (next) this.wakeAt(new Date(next));
   }
@@ -261,80 +206,13 @@ export class Daemon {
     return `${host.includes(':') ? `[${host}]` : host}:${this.agiAddress.port}`;
   }
 
-  /** A fax or voice call answered: its session decides the message's fate. */
-  private async onCallSession(script: 'fax' | 'voice', id: number, session: AgiSession): Promise<void> {
-    const route = script === 'fax' ? this.fax : this.voice;
-    const message = this.journal.get(id);
-    if (!message || message.route !== route.spec.letter || message.state !== 'spooled' || !route.activeCall(message)) {
-      this.log.warn({ msgId: id, script, state: message?.state }, 'a call for a message that is not waiting for one; hanging up');
-      await session.hangup().catch(() => undefined);
-      return;
-    }
-    if (script === 'fax') await runFaxSession(session, message, route, this.config);
-    else await runVoiceSession(session, message, route, this.config, this.directory.get(message.da)?.language ?? this.config.voice.language);
-    // A line is free again: notices go out, and messages waiting for a line get it.
-    this.requestRouting('received');
-    this.requestRouting('pending');
-  }
-
   /**
    * What Asterisk said of one of our F/V call files once it was archived in
-   * outgoing_done (Status: Completed, Expired or Failed). For these services
-   * the FastAGI session is authoritative; the archive only settles calls
-   * whose session never reported: never answered (Expired), answered but no
-   * session (Completed), or a call file Asterisk could not use (Failed).
-   * Returns false when the file is not one of ours or is already settled.
+   * outgoing_done (see Calls.recordCallFinished). Returns false when the file
+   * is not one of ours or is already settled.
    */
   recordCallFinished(fileName: string, status: string): boolean {
-    const call = this.journal.callNamed(fileName);
-    if (!call || call.state !== 'pending' || call.messageId === null) return false;
-    const route = call.service === 'F' ? this.fax : call.service === 'V' ? this.voice : undefined;
-    const message = this.journal.get(call.messageId);
-    if (!route || !message || message.state !== 'spooled' || message.attempts !== call.attempt) {
-      this.journal.finishCallRow(call.id, status);
-      return false;
-    }
-    if (status === 'Failed') {
-      // Asterisk could not read our call file: a bug of ours, not a busy line. Say so loudly and stop retrying.
-      this.log.error({ msgId: message.id, callFile: fileName, route: call.service }, 'Asterisk refused our call file (Status: Failed)');
-      route.failedAttempt(message, 'the call file was refused by Asterisk', { callStatus: status }, status, { final: true });
-      return true;
-    }
-    const reason = status === 'Expired' ? 'no answer' : 'the call was answered but the FastAGI session never reported';
-    route.failedAttempt(message, reason, { callStatus: status }, status);
-    return true;
-  }
-
-  /** Places a call for every queue with files in sms/mttx and none pending, as pacing allows. */
-  private sweepSmsQueues(): void {
-    const queues = new Set(listInbox(this.config.spool.mttx).map((n) => n.slice(0, n.indexOf('.'))));
-    for (const queue of queues) {
-      const recipient = this.directory.get(queue.replace(/^-/, '+'));
-      if (recipient?.service === 'S' && recipient.channel) this.sms.ensureCall(queue, recipient.channel, recipient);
-    }
-  }
-
-  /** One of our call files came back from Asterisk with its Status. */
-  private onArchivedCall(call: ArchivedCall): void {
-    const row = this.journal.callNamed(call.fileName);
-    if (!row) return;
-    this.log.info({ callFile: call.fileName, service: row.service, status: call.status, tries: call.tries, msgId: row.messageId }, 'call finished');
-    if (row.service === 'F' || row.service === 'V') {
-      this.recordCallFinished(call.fileName, call.status);
-      this.requestRouting('received');
-      this.requestRouting('pending');
-    } else if (row.service === 'S') {
-      if (row.state === 'pending') this.journal.finishCallRow(row.id, call.status);
-      // Every line app_sms wrote during the call is in its log by now: read them first.
-      this.smsLog.readNew();
-      // Only the queue's latest call judges its parts. An earlier one is read after a later one
-      // was placed only when a crash came between reading it and putting it away; parts the later
-      // call took have no YOS yet and would count as unacknowledged.
-      if (!this.sms.otherCallInFlight(row.queue, call.fileName)) this.smsOutcomes.onCallFinished(row.queue, call.status);
-      this.requestRouting('received');
-    }
-    // A line is free: queues whose files wait (not taken by their last call, or held back by pacing) get a call.
-    this.sweepSmsQueues();
+    return this.calls.recordCallFinished(fileName, status);
   }
 
   /** Wakes the work loop when the earliest scheduled retry is due. */
@@ -565,8 +443,7 @@ export class Daemon {
     this.watcher?.close();
     if (this.rescanTimer) clearInterval(this.rescanTimer);
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    this.outgoingDone.stop();
-    this.smsLog.stop();
+    this.calls.stop();
     await this.http?.close();
     await this.agi?.close();
     await this.draining?.catch(() => undefined);
