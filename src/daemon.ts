@@ -9,34 +9,33 @@
  * daemon; `runOnce()` drains what is there and returns (used by `process`
  * and by tests). Signals are not handled here: main.ts owns them and calls
  * `stop()`.
+ *
+ * This module owns the one work loop and the services' lifecycle; the steps
+ * live with what they handle: MorxIntake (reading morx), ConcatParts (parts
+ * of long messages), Notices (telling a sender), Calls (the S, F and V
+ * routes and what Asterisk reports of their calls) and the routes.
  */
-import { accessSync, constants, mkdirSync, readdirSync, rmSync, statSync, unlinkSync, watch, type FSWatcher } from 'node:fs';
-import path from 'node:path';
+import { watch, type FSWatcher } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { RecipientDirectory, type ServiceLetter } from './directory/recipients.js';
-import { DatabaseError, errorCode, errorMessage, SmsRouterError, SpoolUnusableError } from './errors.js';
-import { contentHash, Journal, newMessage, type MessageRow, type NewMessage } from './journal/journal.js';
+import { errorCode, errorMessage, explainFailure, SpoolUnusableError } from './errors.js';
+import { Journal, type MessageRow } from './journal/journal.js';
 import { openDatabase, type Db } from './journal/store.js';
-import { noticeText, planFor, type NoticeReason } from './router.js';
-import { SmsRoute, type DeliveryItem } from './routes/sms.js';
+import { expired, planFor } from './router.js';
+import { Notices, type BounceReason } from './notices.js';
+import type { DeliveryItem } from './routes/sms.js';
 import { SipRoute } from './routes/sip.js';
 import { CommandRoute } from './routes/command.js';
-import { CallRoute } from './routes/call-route.js';
-import { createFaxRoute, runFaxSession } from './routes/fax.js';
-import { createVoiceRoute, runVoiceSession } from './routes/voice.js';
-import { Speech } from './render/speech.js';
-import { OutgoingDoneWatcher, type ArchivedCall } from './asterisk/outgoing-done.js';
-import { concatKey, keyString, reassemble } from './spool/reassembly.js';
-import { SmsOutcomes } from './routes/sms-outcomes.js';
-import { SmsLogFollower, type FollowPosition } from './asterisk/sms-log.js';
+import type { OutgoingDoneWatcher } from './asterisk/outgoing-done.js';
+import { Calls } from './calls.js';
+import { ConcatParts } from './routes/concat.js';
 import { receiveSipMessage } from './routes/sip-inbound.js';
 import { AmiClient } from './asterisk/ami/client.js';
 import { FastAgiServer, type AgiSession } from './asterisk/fastagi/server.js';
-import { listInbox, quarantine, readInboxFile } from './spool/inbox.js';
-import { decodeSmsFile, headerFields } from './spool/sms-file.js';
-import { isoLocal } from './spool/scts.js';
-import { armCrashPoints, crashPoint } from './testing/crash-points.js';
+import { checkSpool } from './spool/check.js';
+import { MorxIntake, type IntakeStats } from './spool/morx-intake.js';
+import { armCrashPoints } from './testing/crash-points.js';
 import { Metrics } from './observe/metrics.js';
 import { HttpService, type HealthCheck } from './observe/http.js';
 
@@ -54,25 +53,9 @@ export interface DaemonOptions {
   now?: () => Date;
 }
 
-export interface DrainStats {
-  read: number;
-  recorded: number;
-  duplicates: number;
-  quarantined: number;
+export interface DrainStats extends IntakeStats {
   routed: number;
 }
-
-export type BounceReason = NoticeReason | 'sip-failed' | 'fax-failed' | 'voice-failed' | 'sms-failed' | 'expired';
-const BOUNCE_REASONS: Record<BounceReason, string> = {
-  disabled: 'NUMBER_DISABLED: the recipient has service N',
-  unknown: 'UNKNOWN_NUMBER: the recipient is not in the directory',
-  'sip-failed': 'SIP_REFUSED: Asterisk could not hand the SIP message over',
-  'fax-failed': 'FAX_FAILED: the last fax attempt failed',
-  'voice-failed': 'VOICE_FAILED: the last voice call attempt failed',
-  'sms-failed': 'SMS_FAILED: the last SMS attempt failed',
-  expired: 'EXPIRED: the validity period ended before the message could be delivered',
-};
-const BOUNCE_ROUTE: Record<BounceReason, string> = { disabled: 'N', unknown: 'N', 'sip-failed': 'T', 'fax-failed': 'F', 'voice-failed': 'V', 'sms-failed': 'S', expired: 'N' };
 
 export class Daemon {
   readonly db: Db;
@@ -87,16 +70,14 @@ export class Daemon {
   private drainAgain = false;
   private stopping = false;
   private closed = false;
-  private readonly skippedDirectories = new Set<string>();
   readonly ami: AmiClient | undefined;
-  private readonly fax: CallRoute;
-  private readonly voice: CallRoute;
+  private readonly calls: Calls;
   private wakeTimer: NodeJS.Timeout | undefined;
   readonly outgoingDone: OutgoingDoneWatcher;
-  private readonly sms: SmsRoute;
-  private readonly smsOutcomes: SmsOutcomes;
-  private readonly smsLog: SmsLogFollower;
   private readonly commands: CommandRoute;
+  private readonly notices: Notices;
+  private readonly concat: ConcatParts;
+  private readonly intake: MorxIntake;
   private wakeTime = Infinity;
   private agi: FastAgiServer | undefined;
   private agiAddress: { host: string; port: number } | undefined;
@@ -126,6 +107,9 @@ export class Daemon {
       amiState: () => this.ami?.state,
     });
     const fsync = options.fsync ?? config.spool.fsync;
+    this.notices = new Notices({ journal: this.journal, log, config: () => this.config, queued: () => this.requestRouting('received') });
+    this.intake = new MorxIntake({ config, journal: this.journal, log, stats: this.stats, readAgain: (name) => this.enqueue([name]) });
+    this.concat = new ConcatParts({ config, journal: this.journal, log, waitUntil: (at) => this.wakeAt(at), joined: () => this.requestRouting('received') });
     this.ami = config.ami.enabled
       ? new AmiClient({
           host: config.ami.host,
@@ -136,68 +120,28 @@ export class Daemon {
           logger: log,
         })
       : undefined;
-    const callDeps = {
-      config,
+    this.calls = new Calls({
+      config: () => this.config,
       journal: this.journal,
       directory: this.directory,
       log,
-      agiAddress: () => this.agiAdvertised(),
-      retryScheduled: (at: Date) => this.wakeAt(at),
+      metrics: this.metrics,
+      fsync,
       now: options.now,
-      prepared: (letter: 'F' | 'V', seconds: number) => this.metrics.rendered(letter === 'F' ? 'fax' : 'speech', seconds),
-    };
-    this.fax = createFaxRoute({ ...callDeps, finalFailure: (m, reason) => this.bounce(m, 'fax-failed', reason) });
-    this.voice = createVoiceRoute(
-      { ...callDeps, finalFailure: (m, reason) => this.bounce(m, 'voice-failed', reason) },
-      new Speech({ engine: config.voice.engine, defaultLanguage: config.voice.language, log }),
-    );
-    const now = options.now ?? (() => new Date());
-    this.sms = new SmsRoute(
-      config,
-      this.journal,
-      log,
-      { fsync },
-      (id) => {
-        const m = this.journal.get(id);
-        if (m) this.smsOutcomes.expect(m);
-      },
-      now,
-    );
-    this.smsOutcomes = new SmsOutcomes(config, this.journal, this.sms, log, {
-      finalFailure: (m, reason) => this.bounce(m, 'sms-failed', reason),
-      retryScheduled: (at) => this.wakeAt(at),
+      agiAddress: () => this.agiAdvertised(),
+      wakeAt: (at) => this.wakeAt(at),
+      requestRouting: (state) => this.requestRouting(state),
+      bounce: (message, reason, detail) => this.notices.bounce(message, reason, detail),
     });
-    this.smsLog = new SmsLogFollower({
-      file: config.sms.appLog,
-      store: {
-        load: () => {
-          const v = this.journal.readState('sms-log-position');
-          return v ? (JSON.parse(v) as FollowPosition) : undefined;
-        },
-        save: (p) => this.journal.writeState('sms-log-position', JSON.stringify(p)),
-      },
-      onEntries: (entries) => {
-        this.smsOutcomes.onLogEntries(entries);
-        this.requestRouting('received');
-      },
-      log,
-    });
-    this.outgoingDone = new OutgoingDoneWatcher({
-      dir: config.spool.outgoingDone,
-      archiveDir: config.spool.keepCalls ? config.spool.callArchive : undefined,
-      isOurs: (name) => this.journal.callNamed(name) !== undefined,
-      onCall: (call) => this.onArchivedCall(call),
-      log,
-      rescanMs: config.spool.rescanInterval * 1000,
-    });
+    this.outgoingDone = this.calls.outgoingDone;
     // Exhaustive over the service letters: a new letter does not compile until it is decided here.
     this.routes = {
-      S: this.sms,
-      F: this.fax,
-      V: this.voice,
+      S: this.calls.sms,
+      F: this.calls.fax,
+      V: this.calls.voice,
       C: (this.commands = new CommandRoute(config, this.journal, this.directory, log, () => this.requestRouting('received'))),
       T: new SipRoute(config, this.journal, log, this.ami, {
-        failed: (message, reason) => this.bounce(message, 'sip-failed', reason),
+        failed: (message, reason) => this.notices.bounce(message, 'sip-failed', reason),
       }),
       N: null, // never delivered: planFor turns N into a notice
     };
@@ -205,17 +149,16 @@ export class Daemon {
 
   /** Drains morx once (backlog first) and routes everything routable, then returns. */
   async runOnce(): Promise<DrainStats> {
-    // Crash safety (issue 10): S files a crash left staged go in, with their calls.
-    if (this.smsOutcomes.recoverStaged() > 0) this.sweepSmsQueues();
+    this.calls.recoverStagedSms();
     this.requestRouting('pending');
     for (;;) {
-      const fresh = listInbox(this.config.spool.morx).filter((n) => !this.skippedDirectories.has(n));
+      const fresh = this.intake.list();
       this.enqueue(fresh);
       this.requestRouting('received');
       await this.idle();
       if (fresh.length === 0 || this.stopping) break;
-      // Files still settling (see ingestBatch) are listed again: not in a busy loop.
-      if (this.unsettled.size > 0) await new Promise((r) => setTimeout(r, 100));
+      // Files still settling (see MorxIntake.unfinished) are listed again: not in a busy loop.
+      if (this.intake.settling) await new Promise((r) => setTimeout(r, 100));
     }
     return this.stats;
   }
@@ -245,20 +188,12 @@ export class Daemon {
     this.agi = new FastAgiServer({ host: this.config.agi.host, port: this.config.agi.port, logger: this.log }, (script) => {
       if (script === 'message') return (session) => this.onSipMessage(session);
       const call = /^(fax|voice)\/([0-9]{1,15})$/.exec(script);
-      if (call) return (session) => this.onCallSession(call[1] as 'fax' | 'voice', Number(call[2]), session);
+      if (call) return (session) => this.calls.onCallSession(call[1] as 'fax' | 'voice', Number(call[2]), session);
       return undefined;
     });
     this.agiAddress = await this.agi.listen();
     this.log.info({ agi: `${this.agiAddress.host}:${this.agiAddress.port}` }, 'FastAGI service listening');
-    this.fax.recover();
-    this.voice.recover();
-    this.smsOutcomes.rebuild();
-    this.smsOutcomes.recoverStaged(); // crash safety (issue 10): before the sweep places their calls
-    this.sweepSmsQueues();
-    // The demo has no Asterisk to create the log's directory.
-    if (this.config.spool.createMissing) mkdirSync(path.dirname(this.config.sms.appLog), { recursive: true });
-    this.smsLog.start();
-    this.outgoingDone.start();
+    this.calls.start();
     const next = this.journal.nextAttemptTime();
     if (next) this.wakeAt(new Date(next));
   }
@@ -271,80 +206,13 @@ export class Daemon {
     return `${host.includes(':') ? `[${host}]` : host}:${this.agiAddress.port}`;
   }
 
-  /** A fax or voice call answered: its session decides the message's fate. */
-  private async onCallSession(script: 'fax' | 'voice', id: number, session: AgiSession): Promise<void> {
-    const route = script === 'fax' ? this.fax : this.voice;
-    const message = this.journal.get(id);
-    if (!message || message.route !== route.spec.letter || message.state !== 'spooled' || !route.activeCall(message)) {
-      this.log.warn({ msgId: id, script, state: message?.state }, 'a call for a message that is not waiting for one; hanging up');
-      await session.hangup().catch(() => undefined);
-      return;
-    }
-    if (script === 'fax') await runFaxSession(session, message, route, this.config);
-    else await runVoiceSession(session, message, route, this.config, this.directory.get(message.da)?.language ?? this.config.voice.language);
-    // A line is free again: notices go out, and messages waiting for a line get it.
-    this.requestRouting('received');
-    this.requestRouting('pending');
-  }
-
   /**
    * What Asterisk said of one of our F/V call files once it was archived in
-   * outgoing_done (Status: Completed, Expired or Failed). For these services
-   * the FastAGI session is authoritative; the archive only settles calls
-   * whose session never reported: never answered (Expired), answered but no
-   * session (Completed), or a call file Asterisk could not use (Failed).
-   * Returns false when the file is not one of ours or is already settled.
+   * outgoing_done (see Calls.recordCallFinished). Returns false when the file
+   * is not one of ours or is already settled.
    */
   recordCallFinished(fileName: string, status: string): boolean {
-    const call = this.journal.callNamed(fileName);
-    if (!call || call.state !== 'pending' || call.messageId === null) return false;
-    const route = call.service === 'F' ? this.fax : call.service === 'V' ? this.voice : undefined;
-    const message = this.journal.get(call.messageId);
-    if (!route || !message || message.state !== 'spooled' || message.attempts !== call.attempt) {
-      this.journal.finishCallRow(call.id, status);
-      return false;
-    }
-    if (status === 'Failed') {
-      // Asterisk could not read our call file: a bug of ours, not a busy line. Say so loudly and stop retrying.
-      this.log.error({ msgId: message.id, callFile: fileName, route: call.service }, 'Asterisk refused our call file (Status: Failed)');
-      route.failedAttempt(message, 'the call file was refused by Asterisk', { callStatus: status }, status, { final: true });
-      return true;
-    }
-    const reason = status === 'Expired' ? 'no answer' : 'the call was answered but the FastAGI session never reported';
-    route.failedAttempt(message, reason, { callStatus: status }, status);
-    return true;
-  }
-
-  /** Places a call for every queue with files in sms/mttx and none pending, as pacing allows. */
-  private sweepSmsQueues(): void {
-    const queues = new Set(listInbox(this.config.spool.mttx).map((n) => n.slice(0, n.indexOf('.'))));
-    for (const queue of queues) {
-      const recipient = this.directory.get(queue.replace(/^-/, '+'));
-      if (recipient?.service === 'S' && recipient.channel) this.sms.ensureCall(queue, recipient.channel, recipient);
-    }
-  }
-
-  /** One of our call files came back from Asterisk with its Status. */
-  private onArchivedCall(call: ArchivedCall): void {
-    const row = this.journal.callNamed(call.fileName);
-    if (!row) return;
-    this.log.info({ callFile: call.fileName, service: row.service, status: call.status, tries: call.tries, msgId: row.messageId }, 'call finished');
-    if (row.service === 'F' || row.service === 'V') {
-      this.recordCallFinished(call.fileName, call.status);
-      this.requestRouting('received');
-      this.requestRouting('pending');
-    } else if (row.service === 'S') {
-      if (row.state === 'pending') this.journal.finishCallRow(row.id, call.status);
-      // Every line app_sms wrote during the call is in its log by now: read them first.
-      this.smsLog.readNew();
-      // Only the queue's latest call judges its parts. An earlier one is read after a later one
-      // was placed only when a crash came between reading it and putting it away; parts the later
-      // call took have no YOS yet and would count as unacknowledged.
-      if (!this.sms.otherCallInFlight(row.queue, call.fileName)) this.smsOutcomes.onCallFinished(row.queue, call.status);
-      this.requestRouting('received');
-    }
-    // A line is free: queues whose files wait (not taken by their last call, or held back by pacing) get a call.
-    this.sweepSmsQueues();
+    return this.calls.recordCallFinished(fileName, status);
   }
 
   /** Wakes the work loop when the earliest scheduled retry is due. */
@@ -445,14 +313,14 @@ export class Daemon {
     // Rows an operator retried (sms-router messages retry) are due now.
     this.requestRouting('pending');
     try {
-      this.enqueue(listInbox(this.config.spool.morx));
+      this.enqueue(this.intake.list());
     } catch (err) {
       this.fatal(new SpoolUnusableError(this.config.spool.morx, 'it cannot be listed; check that it exists and that this user may read it', { cause: err }));
     }
   }
 
   private enqueue(names: readonly string[]): void {
-    for (const n of names) if (!this.skippedDirectories.has(n)) this.queued.add(n);
+    for (const n of names) if (!this.intake.skips(n)) this.queued.add(n);
     if (this.queued.size > 0) this.kick();
   }
 
@@ -507,103 +375,7 @@ export class Daemon {
 
   /** Reads, decodes and records a batch in one transaction, then removes the files. */
   ingestBatch(names: readonly string[]): void {
-    const { morx, quarantine: quarantineDir, maxFileSize } = this.config.spool;
-    const accepted: Array<{ name: string; message: NewMessage }> = [];
-    for (const name of names) {
-      if (name.startsWith('.')) continue;
-      const file = path.join(morx, name);
-      const read = readInboxFile(file, maxFileSize);
-      if (read.kind === 'gone') continue;
-      if (read.kind === 'directory') {
-        if (!this.skippedDirectories.has(name)) this.log.warn({ file, code: 'SPOOL_NOT_A_FILE' }, 'a directory in morx is skipped');
-        this.skippedDirectories.add(name);
-        continue;
-      }
-      this.stats.read++;
-      let reason: string | undefined;
-      if (read.kind === 'not-a-file') reason = `SPOOL_NOT_A_FILE: ${read.what}`;
-      else if (read.kind === 'too-large') reason = `SPOOL_TOO_LARGE: ${read.size} bytes, more than [spool] max_file_size = ${maxFileSize}`;
-      else {
-        const decoded = decodeSmsFile(read.bytes, { maxBytes: maxFileSize });
-        // Issue 10: app_sms renames a finished file in, but something writing in place (a copy, a
-        // script) shows it half-written: read half, it was quarantined or sent cut. A file that does
-        // not look finished and was modified just now is read again once it settles.
-        if (this.unfinished(name, file, read.bytes, decoded.ok)) continue;
-        if (!decoded.ok) reason = `${decoded.error.code}: ${decoded.error.message}`;
-        else {
-          const m = decoded.message;
-          if (decoded.warnings.length) this.log.warn({ file, warnings: decoded.warnings }, 'spool file read with warnings');
-          accepted.push({
-            name,
-            message: newMessage({
-              kind: 'message',
-              source: 'morx',
-              sourceName: name,
-              contentHash: contentHash(read.bytes),
-              oa: m.oa ?? '',
-              da: m.da!,
-              text: m.text,
-              ...headerFields(m),
-            }),
-          });
-        }
-      }
-      if (reason !== undefined) {
-        const target = quarantine(file, quarantineDir, reason);
-        if (target) {
-          this.stats.quarantined++;
-          this.log.warn({ file, quarantined: target, reason }, 'spool file quarantined');
-        }
-      }
-    }
-    if (accepted.length === 0) return;
-    const results = this.journal.recordReceived(accepted.map((a) => a.message));
-    crashPoint('ingest.after-commit');
-    // Only now, with the rows committed, may the files leave the spool.
-    accepted.forEach(({ name }, i) => {
-      const r = results[i]!;
-      if (r.duplicate) this.stats.duplicates++;
-      else this.stats.recorded++;
-      try {
-        unlinkSync(path.join(morx, name));
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') return;
-        // Not being able to remove what we read means we would read it forever: stop loudly.
-        throw new SpoolUnusableError(morx, `cannot remove ${name} (${code}); give this user write access to the directory`, { cause: err });
-      }
-      this.log.debug({ msgId: r.id, file: name, duplicate: r.duplicate }, 'recorded');
-    });
-  }
-
-  /** Names of morx files waiting to settle (see ingestBatch). */
-  private readonly unsettled = new Set<string>();
-
-  /**
-   * True when a morx file does not look finished (it does not decode, lacks its last newline, or
-   * has no ud line) and was modified less than MORX_SETTLE_MS ago: it is read again shortly. An
-   * older one is taken as it is (decoded, or quarantined with its reason), as before.
-   */
-  private unfinished(name: string, file: string, bytes: Buffer, decodes: boolean): boolean {
-    const looksFinished = decodes && bytes.at(-1) === 0x0a && /^ud[=#]/im.test(bytes.toString('latin1'));
-    let age = Infinity;
-    if (!looksFinished) {
-      try {
-        age = Date.now() - statSync(file).mtimeMs;
-      } catch {
-        /* gone: taken as read */
-      }
-    }
-    // A future mtime (the clock was set back) is not waited for.
-    if (looksFinished || age < 0 || age >= MORX_SETTLE_MS) {
-      this.unsettled.delete(name);
-      return false;
-    }
-    if (!this.unsettled.has(name)) this.log.info({ file, ageMs: Math.round(age) }, 'morx file looks half-written and changed just now; read again once it settles');
-    this.unsettled.add(name);
-    this.stats.read--;
-    setTimeout(() => this.enqueue([name]), Math.min(250, MORX_SETTLE_MS - age) + 5).unref();
-    return true;
+    this.intake.ingest(names);
   }
 
   /** Routes every row in `state` (received: new; pending: waiting for a route that may exist now). */
@@ -622,21 +394,21 @@ export class Daemon {
     const byService = new Map<ServiceLetter, DeliveryItem[]>();
     const now = Date.now();
     for (const message of rows) {
-      if (message.kind === 'message' && message.source !== 'concat' && concatKey(message)) {
-        this.holdPart(message, now);
+      if (this.concat.isPart(message)) {
+        this.concat.hold(message, now);
         continue;
       }
-      if (message.state === 'pending' && this.expired(message, now)) {
-        this.bounce(message, 'expired', message.lastError ?? 'validity period over');
+      if (message.state === 'pending' && expired(message, this.config.sms.validity, now)) {
+        this.notices.bounce(message, 'expired', message.lastError ?? 'validity period over');
         continue;
       }
       const plan = planFor(message, this.directory.get(message.da));
-      const log = { msgId: message.id, from: message.oa, to: message.da, kind: message.kind };
       if (plan.action === 'deliver') {
         const route = this.routes[plan.service];
         if (!route) {
           if (message.state !== 'pending') {
             this.journal.update(message.id, { state: 'pending', route: plan.service, channel: plan.recipient.channel });
+            const log = { msgId: message.id, from: message.oa, to: message.da, kind: message.kind };
             this.log.info({ ...log, route: plan.service, outcome: 'pending' }, `route ${plan.service} is not available yet; the message waits in the journal`);
           }
           continue;
@@ -645,10 +417,9 @@ export class Daemon {
         if (!list) byService.set(plan.service, (list = []));
         list.push({ message, recipient: plan.recipient });
       } else if (plan.action === 'notify-sender') {
-        this.bounce(message, plan.reason);
+        this.notices.bounce(message, plan.reason);
       } else {
-        this.journal.update(message.id, { state: 'failed', lastError: `${BOUNCE_REASONS[plan.reason]} (notice not delivered)` });
-        this.log.warn({ ...log, route: 'N', outcome: 'failed', reason: plan.reason }, 'a notice could not be delivered; it is not answered with another notice');
+        this.notices.drop(message, plan.reason);
       }
     }
     for (const [service, items] of byService) {
@@ -659,111 +430,11 @@ export class Daemon {
   }
 
   /**
-   * A part of a long message from a phone (its UDH carries a concatenation
-   * element): parts wait in the journal until all have arrived or
-   * [sms] reassembly_timeout passes; then the joined text is recorded as one
-   * message and routed once (re-split for S, whole for F, V and T). The parts
-   * become `delivered` with route `concat` and detail.joinedInto; a duplicate
-   * part, even one arriving after its set was joined, is kept and ignored.
-   */
-  private holdPart(stale: MessageRow, now: number): void {
-    // The row may have been joined a moment ago, as part of a set completed by a sibling in this same pass.
-    const part = this.journal.get(stale.id);
-    if (!part || (part.state !== 'received' && part.state !== 'pending')) return;
-    const key = concatKey(part)!;
-    const timeoutMs = this.config.sms.reassemblyTimeout * 1000;
-    const late = this.journal
-      .joinedParts(part.oa, part.da, new Date(now - 2 * timeoutMs).toISOString())
-      .find((p) => p.state === 'delivered' && p.id !== part.id && p.udh === part.udh && keyString(concatKey(p)!) === keyString(key));
-    if (late) {
-      this.journal.update(part.id, { state: 'delivered', route: 'concat', lastError: null, nextAttemptAt: null });
-      this.journal.setRouteDetail(part.id, { duplicateOf: late.id });
-      this.log.info({ msgId: part.id, from: part.oa, to: part.da, route: 'concat', outcome: 'duplicate', duplicateOf: late.id }, 'a part already joined arrived again; ignored');
-      return;
-    }
-    if (part.state !== 'pending') this.journal.update(part.id, { state: 'pending', route: 'concat', lastError: 'WAITING_FOR_PARTS' });
-    const held = this.journal.heldParts(part.oa, part.da).filter((p) => {
-      const k = concatKey(p);
-      return k !== undefined && keyString(k) === keyString(key);
-    });
-    if (held.length === 0) return;
-    const result = reassemble(
-      held.map((p) => ({ id: p.id, oa: p.oa, da: p.da, udh: p.udh!, text: p.text, receivedAt: p.receivedAt })),
-      { now: new Date(now).toISOString(), timeoutMs },
-    );
-    if (result.kind === 'waiting') {
-      for (const p of held) if (p.nextAttemptAt !== result.until) this.journal.update(p.id, { state: 'pending', nextAttemptAt: result.until });
-      this.wakeAt(new Date(result.until));
-      return;
-    }
-    const first = held.find((p) => p.id === result.used[0]) ?? part;
-    const joinedId = this.journal.transaction(() => {
-      const [r] = this.journal.recordReceived([
-        newMessage({
-          kind: 'message',
-          source: 'concat',
-          sourceName: `concat-${result.used.join('-')}`,
-          oa: part.oa,
-          da: part.da,
-          text: result.text,
-          scts: first.scts,
-          vp: first.vp,
-          srr: first.srr,
-        }),
-      ]);
-      crashPoint('reassembly.join');
-      for (const id of [...result.used, ...result.duplicates]) {
-        this.journal.update(id, { state: 'delivered', route: 'concat', lastError: null, nextAttemptAt: null });
-        this.journal.setRouteDetail(id, result.duplicates.includes(id) ? { joinedInto: r!.id, duplicate: true } : { joinedInto: r!.id });
-      }
-      return r!.id;
-    });
-    const missing = result.kind === 'timed-out' ? result.missing : [];
-    this.log.info({ msgId: joinedId, from: part.oa, to: part.da, route: 'concat', outcome: 'joined', parts: result.used, duplicates: result.duplicates, missing }, missing.length ? 'long message joined after the timeout, with markers for missing parts' : 'long message joined');
-    this.requestRouting('received');
-  }
-
-  /** A message waiting for another attempt past its validity (its own vp in minutes, or [sms] validity). */
-  private expired(message: MessageRow, now: number): boolean {
-    const validityMs = (message.vp ? message.vp * 60 : this.config.sms.validity) * 1000;
-    return now - Date.parse(message.receivedAt) > validityMs;
-  }
-
-  /**
    * Marks a message bounced and queues a notice to its sender, in one
    * transaction. A notice is never answered with another notice.
    */
   bounce(message: MessageRow, reason: BounceReason, detail?: string): void {
-    const route = BOUNCE_ROUTE[reason];
-    const why = detail ? `${BOUNCE_REASONS[reason]} (${detail})` : BOUNCE_REASONS[reason];
-    const log = { msgId: message.id, from: message.oa, to: message.da, route };
-    if (message.kind === 'notice' || !message.oa) {
-      const lastError = message.kind === 'notice' ? `${why}; a notice is not answered with another notice` : `${why}; no sender to notify`;
-      this.journal.update(message.id, { state: 'failed', route, lastError });
-      this.log.warn({ ...log, outcome: 'failed', reason, kind: message.kind }, 'undeliverable, and nobody to tell');
-      return;
-    }
-    const { notices } = this.config;
-    const template = { disabled: notices.disabled, unknown: notices.unknown, 'sip-failed': notices.sipFailed, 'fax-failed': notices.faxFailed, 'voice-failed': notices.voiceFailed, 'sms-failed': notices.smsFailed, expired: notices.expired }[reason];
-    const text = noticeText(template, { to: message.da, from: message.oa, reason: detail, attempts: message.attempts });
-    const noticeId = this.journal.transaction(() => {
-      const [r] = this.journal.recordReceived([
-        newMessage({
-          kind: 'notice',
-          parentId: message.id,
-          source: 'notice',
-          sourceName: `notice-for-${message.id}`,
-          oa: this.config.centre.receiveNumber,
-          da: message.oa,
-          text,
-          scts: isoLocal(new Date()),
-        }),
-      ]);
-      this.journal.update(message.id, { state: 'bounced', route, lastError: why });
-      return r!.id;
-    });
-    this.log.info({ ...log, outcome: 'bounced', reason, noticeId }, 'undeliverable; notice queued for the sender');
-    this.requestRouting('received');
+    this.notices.bounce(message, reason, detail);
   }
 
   /** Finishes the batch in hand, then closes everything. Safe to call twice. */
@@ -772,8 +443,7 @@ export class Daemon {
     this.watcher?.close();
     if (this.rescanTimer) clearInterval(this.rescanTimer);
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    this.outgoingDone.stop();
-    this.smsLog.stop();
+    this.calls.stop();
     await this.http?.close();
     await this.agi?.close();
     await this.draining?.catch(() => undefined);
@@ -795,69 +465,5 @@ export class Daemon {
     this.log.fatal({ code: errorCode(err), err: errorMessage(err) }, 'stopping');
     if (this.fatalHandler) this.fatalHandler(err);
     else throw err;
-  }
-}
-
-/** How long a morx file that does not look finished may still be growing (see Daemon.unfinished). */
-const MORX_SETTLE_MS = 2_000;
-
-/**
- * Issue 10: an error of the system around the daemon (a full disk, a directory it may not write,
- * a journal locked by another program) becomes a message that says what to do, and that nothing
- * is lost. Anything else is returned as it is.
- */
-export function explainFailure(err: unknown, config: Config): unknown {
-  if (err instanceof SmsRouterError) return err;
-  const code = (err as { code?: unknown } | undefined)?.code;
-  const where = (err as NodeJS.ErrnoException).path ?? config.spool.root;
-  const safe = 'nothing is lost: every message is still in sms/morx or in the journal, and goes out when sms-router is started again';
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new SpoolUnusableError(where, `${errorMessage(err)}; free space on its file system; ${safe}`, { cause: err });
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return new SpoolUnusableError(where, `${errorMessage(err)}; let the user running sms-router write there (chown asterisk:asterisk); ${safe}`, { cause: err });
-  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
-    return new DatabaseError(`the journal ${config.database.path} stayed locked by another program for longer than 5 s (${errorMessage(err)}); end that program (an open sqlite3 shell, a backup) and start sms-router again; ${safe}`, { cause: err });
-  }
-  if (code === 'SQLITE_FULL') return new DatabaseError(`the journal ${config.database.path} cannot grow (${errorMessage(err)}); free space on its file system; ${safe}`, { cause: err });
-  return err;
-}
-
-/**
- * Checks the spool before anything is read. The root and outgoing/ must exist
- * (Asterisk creates them: if they are missing, [spool] root points at the
- * wrong place); sms/morx, sms/mttx, tmp/ and the quarantine are created.
- */
-export function checkSpool(config: Config): void {
-  const { spool, file } = config;
-  if (spool.createMissing) mkdirSync(spool.outgoing, { recursive: true });
-  const fixRoot = `set [spool] root in ${file} to Asterisk's spool directory (astspooldir in asterisk.conf, usually /var/spool/asterisk)`;
-  for (const dir of [spool.root, spool.outgoing]) {
-    let st;
-    try {
-      st = statSync(dir);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EACCES') throw new SpoolUnusableError(dir, 'permission denied; run sms-router as the user Asterisk runs as (usually asterisk)', { cause: err });
-      throw new SpoolUnusableError(dir, `it does not exist; ${fixRoot}`, { cause: err });
-    }
-    if (!st.isDirectory()) throw new SpoolUnusableError(dir, `it is not a directory; ${fixRoot}`);
-  }
-  for (const dir of [spool.morx, spool.mttx, spool.tmp, spool.quarantine]) {
-    try {
-      mkdirSync(dir, { recursive: true });
-    } catch (err) {
-      throw new SpoolUnusableError(dir, `it cannot be created (${(err as NodeJS.ErrnoException).code}); create it and give it to the user running sms-router (chown asterisk:asterisk ${dir})`, { cause: err });
-    }
-  }
-  for (const dir of [spool.morx, spool.mttx, spool.tmp, spool.outgoing, spool.quarantine]) {
-    try {
-      accessSync(dir, constants.R_OK | constants.W_OK | constants.X_OK);
-    } catch (err) {
-      throw new SpoolUnusableError(dir, `this user may not read and write it; run sms-router as the user Asterisk runs as, or chown asterisk:asterisk ${dir}`, { cause: err });
-    }
-  }
-  // Call files of ours left in tmp/ by a crash were never renamed in, so Asterisk never saw them.
-  for (const name of readdirSync(spool.tmp)) if (name.startsWith('smsr-')) rmSync(path.join(spool.tmp, name), { force: true });
-  // A call file must be renamed into outgoing/, which only works within one file system.
-  if (statSync(spool.tmp).dev !== statSync(spool.outgoing).dev) {
-    throw new SpoolUnusableError(spool.tmp, `it is not on the same file system as ${spool.outgoing}, so call files cannot be renamed in atomically`);
   }
 }

@@ -4,6 +4,7 @@
  * retry, and keep running. Codes are part of the public surface (logs,
  * `.reason` files, `decode` output): never rename one.
  */
+import type { Config } from './config.js';
 
 export type ErrorCode =
   | 'CONFIG_INVALID'
@@ -129,4 +130,23 @@ export function errorCode(err: unknown): string {
 
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Issue 10: an error of the system around the daemon (a full disk, a directory it may not write,
+ * a journal locked by another program) becomes a message that says what to do, and that nothing
+ * is lost. Anything else is returned as it is.
+ */
+export function explainFailure(err: unknown, config: Config): unknown {
+  if (err instanceof SmsRouterError) return err;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  const where = (err as NodeJS.ErrnoException).path ?? config.spool.root;
+  const safe = 'nothing is lost: every message is still in sms/morx or in the journal, and goes out when sms-router is started again';
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new SpoolUnusableError(where, `${errorMessage(err)}; free space on its file system; ${safe}`, { cause: err });
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return new SpoolUnusableError(where, `${errorMessage(err)}; let the user running sms-router write there (chown asterisk:asterisk); ${safe}`, { cause: err });
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
+    return new DatabaseError(`the journal ${config.database.path} stayed locked by another program for longer than 5 s (${errorMessage(err)}); end that program (an open sqlite3 shell, a backup) and start sms-router again; ${safe}`, { cause: err });
+  }
+  if (code === 'SQLITE_FULL') return new DatabaseError(`the journal ${config.database.path} cannot grow (${errorMessage(err)}); free space on its file system; ${safe}`, { cause: err });
+  return err;
 }

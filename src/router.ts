@@ -29,3 +29,9 @@ export function noticeText(template: string, values: { to: string; from: string;
     values[k] === undefined ? whole : String(values[k]),
   );
 }
+
+/** A message past its validity: its own vp (minutes), or else `defaultSeconds` ([sms] validity), since it was received. */
+export function expired(message: { vp: number | null; receivedAt: string }, defaultSeconds: number, now: number): boolean {
+  const validityMs = (message.vp ? message.vp * 60 : defaultSeconds) * 1000;
+  return now - Date.parse(message.receivedAt) > validityMs;
+}

@@ -177,7 +177,7 @@ function checkUser(): CheckResult {
 
 // ─── spool directories ───────────────────────────────────────────────────────
 
-/** Who makes a directory when it is not there (mirrors daemon.ts checkSpool). */
+/** Who makes a directory when it is not there (mirrors spool/check.ts checkSpool). */
 type WhenMissing = 'fail' | 'daemon' | 'asterisk';
 
 function checkSpoolDirectories({ cfg }: Context): CheckResult[] {
