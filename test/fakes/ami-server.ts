@@ -4,7 +4,8 @@
  * response texts, `Authentication failed` followed by a closed connection,
  * `Goodbye` on Logoff. It records everything it receives and can be told to
  * misbehave: refuse logins, stall, drop mid-action, split or batch its writes,
- * interleave events, send hostile framing, stop and restart on the same port.
+ * interleave events, send hostile framing, stop and restart on the same port,
+ * or blackhole a connection (held open, never answered, not even a Ping).
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
@@ -52,6 +53,8 @@ export interface ConnectionRecord {
   /** Every byte the client sent on this connection. */
   raw: Buffer[];
   authenticated: boolean;
+  /** blackhole() was applied to it. */
+  blackholed?: boolean;
 }
 
 /** What a custom `reply` hook may answer: response fields (ActionID is added), never answer, or cut the connection. */
@@ -73,6 +76,8 @@ interface Live {
   stalled: ReceivedAction[];
   /** Being dropped: reads nothing more, writes nothing new. */
   dead: boolean;
+  /** Half-open: held open, what arrives is recorded and never answered, nothing is written. */
+  blackholed: boolean;
 }
 
 export function encodeMessage(fields: AmiFields): Buffer {
@@ -165,6 +170,22 @@ export class FakeAmiServer extends EventEmitter {
     for (const c of this.live) this.kill(c);
   }
 
+  /**
+   * Makes every open connection half-open, like a hung PBX or a firewall that
+   * silently forgot the flow: nothing is closed, what the client sends is still
+   * recorded in `actions` but never answered (not even Ping, Logoff or Login),
+   * and nothing is written (no events either). The client's eventual close is
+   * noticed as usual. Connections accepted afterwards are served normally.
+   */
+  blackhole(): void {
+    for (const c of this.live) {
+      c.blackholed = true;
+      c.record.blackholed = true;
+      c.batch.length = 0;
+    }
+    this.emit('change');
+  }
+
   /** Answers, now, every action that was stalled (the client may have given up on them). */
   answerStalled(): void {
     for (const c of this.live) {
@@ -173,11 +194,11 @@ export class FakeAmiServer extends EventEmitter {
   }
 
   sendEvent(fields: AmiFields): void {
-    for (const c of this.live) if (c.record.authenticated) this.write(c, encodeMessage(fields));
+    for (const c of this.live) if (c.record.authenticated && !c.blackholed) this.write(c, encodeMessage(fields));
   }
 
   sendRaw(bytes: Buffer | string): void {
-    for (const c of this.live) c.socket.write(bytes);
+    for (const c of this.live) if (!c.blackholed) c.socket.write(bytes);
   }
 
   /** Writes a batch still held by `{ mode: 'batch' }`. */
@@ -224,7 +245,7 @@ export class FakeAmiServer extends EventEmitter {
     socket.setNoDelay(true);
     const record: ConnectionRecord = { id: this.connections.length + 1, openedAt: performance.now(), raw: [], authenticated: false };
     this.connections.push(record);
-    const c: Live = { record, socket, parser: new AmiParser({ expectGreeting: false }), batch: [], queue: Promise.resolve(), stalled: [], dead: false };
+    const c: Live = { record, socket, parser: new AmiParser({ expectGreeting: false }), batch: [], queue: Promise.resolve(), stalled: [], dead: false, blackholed: false };
     this.live.add(c);
     socket.on('error', () => {}); // a client reset is normal here
     socket.on('close', () => {
@@ -246,6 +267,7 @@ export class FakeAmiServer extends EventEmitter {
     const action: ReceivedAction = { conn: c.record.id, name: message.get('Action') ?? '', actionId: message.get('ActionID'), message };
     this.actions.push(action);
     this.emit('change');
+    if (c.blackholed) return;
     if (this.dropCountdown !== undefined && --this.dropCountdown <= 0) {
       this.dropCountdown = undefined;
       this.dropConnections();
@@ -315,6 +337,7 @@ export class FakeAmiServer extends EventEmitter {
   }
 
   private write(c: Live, bytes: Buffer): void {
+    if (c.blackholed) return;
     const chunking = this.chunking;
     if (chunking.mode === 'batch') {
       c.batch.push(bytes);
@@ -331,7 +354,7 @@ export class FakeAmiServer extends EventEmitter {
     c.queue = c.queue.then(async () => {
       let from = 0;
       for (const cut of [...cuts, bytes.length]) {
-        if (c.socket.destroyed) return;
+        if (c.socket.destroyed || c.blackholed) return;
         c.socket.write(bytes.subarray(from, cut));
         from = cut;
         if (cut < bytes.length) await tick(); // give the kernel a chance to send the piece on its own
@@ -359,7 +382,7 @@ export class FakeAmiServer extends EventEmitter {
     if (this.chunking.mode === 'batch' && this.chunking.reverse) batch.reverse();
     const bytes = Buffer.concat(batch);
     c.queue = c.queue.then(() => {
-      if (!c.socket.destroyed) c.socket.write(bytes);
+      if (!c.socket.destroyed && !c.blackholed) c.socket.write(bytes);
     });
   }
 }

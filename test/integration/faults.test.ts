@@ -226,6 +226,12 @@ test('AMI half-open: MessageSend unanswered times out, the message waits, and go
     await waitUntil(() => row(1)?.lastError === 'AMI_TIMEOUT', 10_000, 'the action timed out');
     assert.equal(row(1).state, 'pending');
     assert.equal(fake.openConnections, 1, 'half-open: nobody closed anything');
+    // The timeout made the client Ping; the PBX answers it, so the connection is alive and kept
+    // (waited past the Ping's own 1 s timeout).
+    await fake.waitFor(() => fake.actionsNamed('Ping').length >= 1, 10_000, 'the liveness Ping');
+    await new Promise((r) => setTimeout(r, 1_500));
+    assert.equal(fake.connections.length, 1, 'a stalled MessageSend with Ping answered is not a dead connection');
+    assert.equal(fake.openConnections, 1);
     fake.stalled.clear();
     await waitUntil(() => row(1).state === 'spooled', 10_000, 'sent when AMI answers again');
 
@@ -241,6 +247,51 @@ test('AMI half-open: MessageSend unanswered times out, the message waits, and go
 
     assert.deepEqual(fake.delivered.map((d) => d.body), ['over a stalled AMI', 'over a PBX that restarted'], 'each answered once');
     assert.equal(daemon.ami!.state, 'connected');
+  } finally {
+    await stop();
+    await fake.close();
+    tree.cleanup();
+  }
+});
+
+test('AMI blackholed (held open, nothing answered, not even Ping): the timed-out MessageSend brings a Ping, the dead connection is closed and replaced, and the message goes out once', { timeout: 60_000 }, async (t) => {
+  const fake = await FakeAmiServer.start();
+  const tree = makeSpoolTree(`[ami]\nenabled = true\nhost = "127.0.0.1"\nport = ${fake.port}\nusername = "labami"\nsecret = "labsecret123"\naction_timeout = 1\n`);
+  const lines: string[] = [];
+  const { daemon, stop } = await startDaemon(tree, lines);
+  try {
+    daemon.directory.add({ number: '1001', service: 'T', channel: 'PJSIP/1001' });
+    daemon.directory.add({ number: '2001', service: 'S', channel: 'DAHDI/1' });
+    await daemon.ami!.waitConnected(5_000);
+    const row = (id: number) => daemon.journal.get(id)!;
+    const logged = (pattern: RegExp) => lines.filter((l) => pattern.test(l));
+
+    // The PBX hangs (or a firewall drops the flow): the connection stays open and answers nothing.
+    fake.blackhole();
+    const started = performance.now();
+    writeMorx(tree.morx, { from: '2001', to: '1001', text: 'over a blackholed AMI' }, false);
+    const first = fake.connections[0]!;
+    await fake.waitFor(() => fake.actionsNamed('MessageSend').some((a) => a.conn === first.id), 10_000, 'MessageSend into the blackhole');
+    // action_timeout (1 s) for the MessageSend, then 1 s for the Ping: generous bound, not a speed test.
+    await waitUntil(() => first.closedAt !== undefined, 20_000, 'the client closed the dead connection');
+    t.diagnostic(`dead connection closed ${Math.round(first.closedAt! - started)} ms after the blackhole (action_timeout 1 s + Ping 1 s)`);
+    assert.equal(fake.actionsNamed('Ping').filter((a) => a.conn === first.id).length, 1, 'one liveness Ping, unanswered');
+    await waitUntil(() => row(1)?.state === 'spooled', 20_000, 'sent over the new connection');
+
+    assert.ok(logged(/"code":"AMI_TIMEOUT"/).some((l) => /MessageSend did not complete/.test(l)), 'the first attempt timed out');
+    const warned = logged(/"msg":"AMI connection unresponsive/);
+    assert.equal(warned.length, 1, `warned once: ${warned.join('')}`);
+    assert.match(warned[0]!, /"level":"warn".*"code":"AMI_UNRESPONSIVE"/);
+    assert.deepEqual(
+      fake.delivered.map((d) => d.body),
+      ['over a blackholed AMI'],
+      'delivered exactly once',
+    );
+    assert.notEqual(fake.delivered[0]!.conn, first.id, 'over a new connection');
+    assert.equal(row(1).lastError, null);
+    assert.equal(daemon.ami!.state, 'connected');
+    assert.equal(daemon.ami!.reconnects, 1);
+    assert.equal(fake.openConnections, 1, 'the dead connection is not left behind');
   } finally {
     await stop();
     await fake.close();

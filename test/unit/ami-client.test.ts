@@ -52,6 +52,21 @@ async function rejectsWith(promise: Promise<unknown>, code: string): Promise<Sms
   assert.fail(`expected a rejection with ${code}`);
 }
 
+/** The next 'disconnected' error; fails (does not hang) if none comes within `timeoutMs`. */
+function nextDisconnect(client: AmiClient, timeoutMs = 10_000): Promise<AmiError> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('disconnected', on);
+      reject(new Error(`no 'disconnected' within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const on = (err: AmiError) => {
+      clearTimeout(timer);
+      resolve(err);
+    };
+    client.once('disconnected', on);
+  });
+}
+
 /** Collects the arguments of the next `n` emissions of `name`. */
 function collect<T>(emitter: AmiClient, name: 'event' | 'loginFailed' | 'backoff' | 'state', n: number, timeoutMs = 5_000): Promise<T[]> {
   const seen: T[] = [];
@@ -404,4 +419,109 @@ test('the secret never appears in anything passed to the logger', async (t) => {
     assert.ok(!text.includes(SECRET), `leaked in ${line.msg}`);
   }
   assert.ok(fake.receivedBytes().includes(`Secret: ${SECRET}\r\n`), 'the secret did go to the PBX, and only there');
+});
+
+test('a blackholed connection: the timed-out actions bring one Ping, its silence closes the connection as AMI_UNRESPONSIVE, warned once, and the client reconnects', { timeout: 30_000 }, async (t) => {
+  const { fake, client, log } = await setup(t, { actionTimeoutMs: 200, keepaliveMs: 0 });
+  client.start();
+  await client.waitConnected(5_000);
+  const disconnected = nextDisconnect(client);
+  fake.blackhole(); // held open, nothing answered: only the client can notice
+  const sends = [1, 2, 3].map((i) => client.action('MessageSend', { To: 'sip:msgpeer', Body: `into the void ${i}` }));
+  for (const send of sends) await rejectsWith(send, 'AMI_TIMEOUT');
+
+  const err = await disconnected;
+  assert.equal(err.code, 'AMI_DISCONNECTED');
+  assert.ok(err.cause instanceof AmiError, String(err.cause));
+  assert.equal(err.cause.code, 'AMI_UNRESPONSIVE');
+  const first = fake.connections[0]!;
+  await fake.waitFor(() => first.closedAt !== undefined, 5_000, 'the client closed the blackholed connection');
+  assert.equal(fake.actionsNamed('Ping').filter((a) => a.conn === first.id).length, 1, 'three timeouts, one Ping at a time');
+
+  await client.waitConnected(5_000);
+  assert.equal(client.reconnects, 1);
+  assert.equal((await client.action('MessageSend', { To: 'sip:msgpeer', Body: 'after the reconnect' })).get('Message'), TEXT.sent);
+  assert.deepEqual(
+    fake.delivered.map((d) => [d.conn, d.body]),
+    [[2, 'after the reconnect']],
+  );
+  const warnings = log.lines.filter((l) => l.level === 'warn');
+  assert.equal(warnings.length, 1, JSON.stringify(warnings));
+  assert.match(warnings[0]!.msg, /unresponsive/);
+  assert.equal((warnings[0]!.obj as { code?: string }).code, 'AMI_UNRESPONSIVE');
+});
+
+test('a stalled action whose Ping is answered keeps the connection: slow is not dead', { timeout: 30_000 }, async (t) => {
+  const { fake, client } = await setup(t, { actionTimeoutMs: 100, keepaliveMs: 0 });
+  client.start();
+  await client.waitConnected(5_000);
+  const disconnects: unknown[] = [];
+  client.on('disconnected', (e) => disconnects.push(e));
+  fake.stalled.add('messagesend');
+  await rejectsWith(client.action('MessageSend', { To: 'sip:msgpeer', Body: 'slow' }), 'AMI_TIMEOUT');
+  await fake.waitFor(() => fake.actionsNamed('Ping').length === 1, 5_000, 'the liveness Ping');
+  // Longer than the Ping's own timeout: had its answer not counted, the connection would be gone by now.
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  assert.equal(client.state, 'connected');
+  assert.deepEqual(disconnects, []);
+  assert.equal(fake.connections.length, 1);
+  assert.equal(fake.openConnections, 1);
+  fake.stalled.clear();
+  assert.equal((await client.action('MessageSend', { To: 'sip:msgpeer', Body: 'fast again' })).get('Message'), TEXT.sent);
+  assert.equal(client.reconnects, 0);
+});
+
+test('an idle connection is pinged every keepalive interval without disturbing actions, events or the connection', { timeout: 30_000 }, async (t) => {
+  const { fake, client, log } = await setup(t, { keepaliveMs: 40, actionTimeoutMs: 2_000 });
+  client.start();
+  await client.waitConnected(5_000);
+  const events: AmiMessage[] = [];
+  client.on('event', (e) => events.push(e));
+  await fake.waitFor(() => fake.actionsNamed('Ping').length >= 3, 10_000, 'three idle Pings');
+  // Actions and events alongside the keepalive.
+  const bodies = Array.from({ length: 20 }, (_, i) => `alongside ${i}`);
+  const results = await Promise.all(bodies.map((Body) => client.action('MessageSend', { To: 'sip:msgpeer', Body })));
+  assert.ok(results.every((r) => r.get('Message') === TEXT.sent));
+  fake.sendEvent([['Event', 'StillHere']]);
+  const pings = fake.actionsNamed('Ping').length;
+  await fake.waitFor(() => fake.actionsNamed('Ping').length >= pings + 3, 10_000, 'more idle Pings');
+  assert.deepEqual(
+    fake.delivered.map((d) => d.body),
+    bodies,
+  );
+  assert.deepEqual(
+    events.map((e) => e.get('Event')),
+    ['StillHere'],
+    'a Pong is never taken for an event',
+  );
+  assert.equal(fake.connections.length, 1);
+  assert.equal(client.state, 'connected');
+  assert.equal(client.reconnects, 0);
+  assert.deepEqual(
+    log.lines.filter((l) => l.level === 'warn'),
+    [],
+  );
+});
+
+test('an idle blackholed connection is found by the keepalive Ping alone; stop() during a Ping leaves nothing behind', { timeout: 30_000 }, async (t) => {
+  const { fake, client } = await setup(t, { keepaliveMs: 50, actionTimeoutMs: 200 });
+  client.start();
+  await client.waitConnected(5_000);
+  const disconnected = nextDisconnect(client);
+  fake.blackhole();
+  const err = await disconnected;
+  assert.equal((err.cause as AmiError).code, 'AMI_UNRESPONSIVE');
+  await client.waitConnected(5_000);
+  assert.equal(client.reconnects, 1);
+
+  // Blackholed again, and stopped while its Ping is in flight.
+  fake.blackhole();
+  const second = fake.connections[1]!;
+  await fake.waitFor(() => fake.actionsNamed('Ping').some((a) => a.conn === second.id), 5_000, 'a Ping on the second connection');
+  await client.stop();
+  assert.equal(client.state, 'stopped');
+  await fake.waitFor(() => fake.openConnections === 0, 5_000, 'closed by stop()');
+  const connections = fake.connections.length;
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(fake.connections.length, connections, 'no reconnect after stop()');
 });

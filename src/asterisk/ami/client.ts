@@ -5,6 +5,15 @@
  * injection); reconnects use capped exponential backoff with jitter, also after a
  * refused login so a wrong secret does not hammer the PBX.
  *
+ * A half-open connection (the PBX hung, or a firewall silently dropped the flow:
+ * nothing closes, nothing answers) would otherwise only be noticed by TCP
+ * keepalive, after many minutes. So whenever an action times out, and whenever
+ * nothing has been received for `keepaliveMs`, the client sends an AMI `Ping`
+ * (one at a time). Any answer proves the connection alive and it is kept: one
+ * slow action is not a dead PBX. No answer within the action timeout means it
+ * is dead: it is destroyed with AMI_UNRESPONSIVE and the usual reconnect with
+ * backoff follows.
+ *
  * There is deliberately no queue here: when not logged in, action() fails at once
  * and the caller's journal decides what to retry. AMI_DISCONNECTED means "outcome
  * unknown" (the PBX may have acted on it), AMI_NOT_CONNECTED means "never sent".
@@ -48,6 +57,11 @@ export interface AmiClientOptions {
   /** TCP connect plus greeting; a server that does not greet within it is treated as down. */
   connectTimeoutMs?: number;
   backoff?: BackoffOptions;
+  /**
+   * Idle keepalive: a `Ping` is sent once nothing has been received for this long
+   * (default 30 s; 0 turns the idle Ping off, a timed-out action still sends one).
+   */
+  keepaliveMs?: number;
   /** Largest message accepted from the server (default 1 MiB). */
   maxMessageBytes?: number;
   /** pino-compatible. The secret and action fields are never passed to it. */
@@ -96,6 +110,11 @@ interface Connection {
   lastError?: Error;
   junk: number;
   closed: Promise<void>;
+  /** performance.now() of the last byte received: the idle keepalive measures from it. */
+  lastDataAt: number;
+  /** A liveness Ping is in flight: never more than one per connection. */
+  probing: boolean;
+  keepaliveTimer?: NodeJS.Timeout;
 }
 
 const noop = () => {};
@@ -125,6 +144,7 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
       events: false,
       actionTimeoutMs: 10_000,
       connectTimeoutMs: 5_000,
+      keepaliveMs: 30_000,
       maxMessageBytes: 1024 * 1024,
       ...rest,
       backoff: { ...BACKOFF_DEFAULTS, ...backoff },
@@ -156,6 +176,7 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     const conn = this.conn;
+    if (conn) clearTimeout(conn.keepaliveTimer);
     this.stopping = (async () => {
       if (conn) {
         if (conn.loggedIn) {
@@ -213,10 +234,20 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
       return Promise.reject(new AmiError('AMI_NOT_CONNECTED', `AMI not connected (state ${this.currentState}): ${action} not sent`));
     }
     const timeoutMs = options.timeoutMs !== undefined && options.timeoutMs > 0 ? options.timeoutMs : this.opts.actionTimeoutMs;
-    return this.request(conn, action, Object.entries(fields), timeoutMs);
+    return this.request(conn, action, Object.entries(fields), timeoutMs, { probeOnTimeout: true });
   }
 
-  private request(conn: Connection, action: string, fields: AmiFields, timeoutMs: number): Promise<AmiMessage> {
+  /**
+   * `probeOnTimeout`: a timeout of this action makes the client check the connection with a Ping.
+   * `unref`: the timer alone does not keep the process alive (the client's own Ping).
+   */
+  private request(
+    conn: Connection,
+    action: string,
+    fields: AmiFields,
+    timeoutMs: number,
+    options: { probeOnTimeout?: boolean; unref?: boolean } = {},
+  ): Promise<AmiMessage> {
     const id = `${this.idPrefix}-${++this.seq}`;
     let bytes: Buffer;
     try {
@@ -229,7 +260,10 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
         // Forget it: a response arriving later finds no pending entry and is dropped.
         conn.pending.delete(id);
         reject(new AmiError('AMI_TIMEOUT', `AMI ${action} got no response within ${timeoutMs} ms`));
+        // A slow action, or a dead connection? Only a Ping can tell.
+        if (options.probeOnTimeout) this.probe(conn, `${action} timed out`);
       }, timeoutMs);
+      if (options.unref) timer.unref();
       conn.pending.set(id, { action, resolve, reject, timer });
       this.log.debug({ action, actionId: id }, 'AMI action sent');
       conn.socket.write(bytes);
@@ -253,10 +287,13 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
       ),
       junk: 0,
       closed: new Promise((resolve) => socket.once('close', () => resolve())),
+      lastDataAt: performance.now(),
+      probing: false,
     };
     this.conn = conn;
     this.log.debug({ host, port }, 'AMI connecting');
     socket.on('data', (chunk: Buffer) => {
+      conn.lastDataAt = performance.now();
       for (const frame of conn.parser.push(chunk)) {
         if (socket.destroyed) return;
         this.onFrame(conn, frame);
@@ -346,10 +383,64 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     this.log.info({ host: this.opts.host, port: this.opts.port, username: this.opts.username, reconnects: this.reconnectCount }, 'AMI connected');
     this.setState('connected');
     this.emit('connected');
+    this.armKeepalive(conn, this.opts.keepaliveMs);
+  }
+
+  /** Re-checks idleness every `keepaliveMs` at most; unref'd, and cleared when the connection closes or the client stops. */
+  private armKeepalive(conn: Connection, delayMs: number): void {
+    const keepaliveMs = this.opts.keepaliveMs;
+    if (!(keepaliveMs > 0)) return;
+    clearTimeout(conn.keepaliveTimer);
+    conn.keepaliveTimer = setTimeout(() => {
+      conn.keepaliveTimer = undefined;
+      if (conn !== this.conn || !this.running || conn.socket.destroyed) return;
+      const idleMs = performance.now() - conn.lastDataAt;
+      if (idleMs >= keepaliveMs) {
+        this.probe(conn, `nothing received for ${Math.round(idleMs)} ms`);
+        this.armKeepalive(conn, keepaliveMs);
+      } else {
+        this.armKeepalive(conn, keepaliveMs - idleMs);
+      }
+    }, Math.max(1, delayMs));
+    conn.keepaliveTimer.unref();
+  }
+
+  /**
+   * Sends a Ping on `conn` unless one is already in flight. Any response means
+   * the PBX still reads and answers on this connection: it is kept. None within
+   * the action timeout: the connection is half-open; it is destroyed, which fails
+   * what is in flight (AMI_DISCONNECTED) and schedules the reconnect.
+   */
+  private probe(conn: Connection, trigger: string): void {
+    if (conn.probing || conn !== this.conn || !this.running || !conn.loggedIn || conn.socket.destroyed) return;
+    conn.probing = true;
+    const timeoutMs = this.opts.actionTimeoutMs;
+    this.log.debug({ trigger }, 'AMI liveness Ping sent');
+    this.request(conn, 'Ping', [], timeoutMs, { unref: true }).then(
+      () => {
+        conn.probing = false;
+        this.log.debug({ trigger }, 'AMI liveness Ping answered: connection kept');
+      },
+      (err: unknown) => {
+        conn.probing = false;
+        if (!(err instanceof AmiError) || err.code !== 'AMI_TIMEOUT') return; // closed meanwhile: onClose took care of it
+        if (conn !== this.conn || conn.socket.destroyed) return;
+        const dead = new AmiError(
+          'AMI_UNRESPONSIVE',
+          `AMI connection unresponsive: Ping got no response within ${timeoutMs} ms (${trigger}); closing it to reconnect`,
+        );
+        this.log.warn(
+          { host: this.opts.host, port: this.opts.port, code: dead.code, trigger, timeoutMs },
+          'AMI connection unresponsive (Ping unanswered); closing it to reconnect',
+        );
+        conn.socket.destroy(dead);
+      },
+    );
   }
 
   private onClose(conn: Connection): void {
     clearTimeout(conn.handshakeTimer);
+    clearTimeout(conn.keepaliveTimer);
     if (conn !== this.conn) return;
     this.conn = undefined;
     const cause = conn.lastError;
@@ -361,7 +452,9 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
       p.reject(err);
     }
     conn.pending.clear();
-    if (conn.loggedIn) this.log.warn({ host: this.opts.host, port: this.opts.port, code: err.code, reason: cause?.message }, 'AMI disconnected');
+    // A connection we closed as unresponsive was warned about already: one warning per dead connection.
+    const ours = cause instanceof AmiError && cause.code === 'AMI_UNRESPONSIVE';
+    if (conn.loggedIn) this.log[ours ? 'info' : 'warn']({ host: this.opts.host, port: this.opts.port, code: err.code, reason: cause?.message }, 'AMI disconnected');
     else this.log.debug({ host: this.opts.host, port: this.opts.port, reason: cause?.message }, 'AMI connection attempt failed');
     if (!this.running) {
       this.setState('stopped');
