@@ -85,7 +85,7 @@ interface Row {
   detail: string | null;
 }
 
-test(`SIGKILL at every named crash point and at random moments, over every service, loses and duplicates nothing (seed ${SEED})`, { timeout: 600_000 }, async (t) => {
+test(`SIGKILL at every named crash point and at random moments, over every service, loses nothing and duplicates nothing outside the T and F/V at-least-once windows, which it counts (seed ${SEED})`, { timeout: 600_000 }, async (t) => {
   const random = mulberry32(SEED);
   const ami = await FakeAmiServer.start();
   const agiPort = await freePort();
