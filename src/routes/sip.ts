@@ -97,14 +97,17 @@ export class SipRoute {
     const answer = response.get('Response') ?? '';
     const text = response.get('Message') ?? '';
     if (answer.toLowerCase() === 'success') {
-      this.journal.update(message.id, {
-        state: 'spooled',
-        route: 'T',
-        channel: recipient.channel,
-        attempts: message.attempts + 1,
-        lastError: null,
+      // One commit (one fsync of the journal) for both changes, not two.
+      this.journal.transaction(() => {
+        this.journal.update(message.id, {
+          state: 'spooled',
+          route: 'T',
+          channel: recipient.channel,
+          attempts: message.attempts + 1,
+          lastError: null,
+        });
+        this.journal.setRouteDetail(message.id, { ami: 'Success', amiMessage: text });
       });
-      this.journal.setRouteDetail(message.id, { ami: 'Success', amiMessage: text });
       this.log.info({ ...log, outcome: 'spooled' }, 'SIP message handed to the channel driver');
       return 'sent';
     }
