@@ -88,6 +88,11 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    description: 'an index for parts already joined (reassembly looks them up for every part)',
+    sql: `CREATE INDEX messages_concat ON messages(oa, da, id) WHERE route = 'concat';`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
