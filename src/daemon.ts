@@ -1,7 +1,8 @@
 /**
  * Wires the spool, the journal, the directory and the routes together.
  *
- *   morx file ─read─▶ decode ─▶ journal row (committed) ─▶ unlink ─▶ route
+ *   morx file ─read─▶ decode ─▶ journal row (committed) ─▶ unlink ─▶ (next batch)
+ *                                                        └─▶ route (while the unlinks run)
  *
  * A file leaves morx only after its row is committed; a crash anywhere
  * leaves either the file (read again, deduplicated by name + content hash)
@@ -366,14 +367,27 @@ export class Daemon {
 
   private async ingestNames(names: readonly string[]): Promise<void> {
     for (let i = 0; i < names.length && !this.stopping; i += this.batchSize) {
-      this.ingestBatch(names.slice(i, i + this.batchSize));
-      await this.routeStored('received');
+      // Only record() commits the batch's rows; the files leave morx after it returns, never
+      // before (the crash point ingest.after-commit is in between): a crash leaves a file whose
+      // row is committed, read again and deduplicated, never a removed file without its row.
+      const recorded = this.intake.record(names.slice(i, i + this.batchSize));
+      // The unlinks run on libuv's threads, all at once, while this thread routes the batch; the
+      // next batch waits for them. A failure other than ENOENT stops the daemon, as ingestBatch does.
+      const removal = this.intake.remove(recorded);
+      // Handled here, so a failure while routing is still under way is not an unhandled
+      // rejection (which would end the process); it is thrown by the await below.
+      removal.catch(() => undefined);
+      try {
+        await this.routeStored('received');
+      } finally {
+        await removal;
+      }
       // Let signals, watcher events and timers in between batches.
       await new Promise<void>((r) => setImmediate(r));
     }
   }
 
-  /** Reads, decodes and records a batch in one transaction, then removes the files. */
+  /** Reads, decodes and records a batch in one transaction, then removes the files (synchronously). */
   ingestBatch(names: readonly string[]): void {
     this.intake.ingest(names);
   }

@@ -5,6 +5,7 @@
  * leaves the file, read again and deduplicated by name + content hash.
  */
 import { statSync, unlinkSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -16,6 +17,13 @@ import { decodeSmsFile, headerFields } from './sms-file.js';
 
 /** How long a morx file that does not look finished may still be growing (see MorxIntake.unfinished). */
 const MORX_SETTLE_MS = 2_000;
+
+/** A file whose row is committed: it may now leave morx. */
+export interface RecordedFile {
+  name: string;
+  id: number;
+  duplicate: boolean;
+}
 
 /** What the intake counts, since the daemon started. */
 export interface IntakeStats {
@@ -58,8 +66,60 @@ export class MorxIntake {
     return this.unsettled.size > 0;
   }
 
-  /** Reads, decodes and records a batch in one transaction, then removes the files. */
+  /** Reads, decodes and records a batch in one transaction, then removes the files (one after another). */
   ingest(names: readonly string[]): void {
+    for (const file of this.record(names)) {
+      try {
+        unlinkSync(path.join(this.deps.config.spool.morx, file.name));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw this.cannotRemove(file.name, err);
+      }
+      this.removed(file);
+    }
+  }
+
+  /**
+   * Removes recorded files from morx, all at once on libuv's threads: one unlink of a file whose
+   * blocks are on disk can wait milliseconds for the device, and four in parallel cost little more
+   * than one. Call it only with what record() returned, i.e. once the rows are committed. Rejects,
+   * after every unlink has settled, when one could not be removed (ENOENT is not a failure).
+   */
+  async remove(files: readonly RecordedFile[]): Promise<void> {
+    const { morx } = this.deps.config.spool;
+    let failure: unknown;
+    await Promise.all(
+      files.map(async (file) => {
+        try {
+          await unlink(path.join(morx, file.name));
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+          failure ??= this.cannotRemove(file.name, err);
+          return;
+        }
+        this.removed(file);
+      }),
+    );
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Not being able to remove what we read means we would read it forever: the daemon stops loudly. */
+  private cannotRemove(name: string, err: unknown): SpoolUnusableError {
+    const code = (err as NodeJS.ErrnoException).code;
+    return new SpoolUnusableError(this.deps.config.spool.morx, `cannot remove ${name} (${code}); give this user write access to the directory`, { cause: err });
+  }
+
+  private removed({ name, id, duplicate }: RecordedFile): void {
+    this.deps.log.debug({ msgId: id, file: name, duplicate }, 'recorded');
+  }
+
+  /**
+   * Reads, decodes and records a batch in one transaction (quarantining what cannot be read), and
+   * returns the files whose rows are now committed. It removes nothing: only with the rows committed
+   * may the files leave morx, so the caller removes them (ingest, or remove) after this returns, and
+   * a crash before that leaves the files, read again and deduplicated by name + content hash.
+   */
+  record(names: readonly string[]): RecordedFile[] {
     const { journal, log, stats } = this.deps;
     const { morx, quarantine: quarantineDir, maxFileSize } = this.deps.config.spool;
     const accepted: Array<{ name: string; message: NewMessage }> = [];
@@ -110,23 +170,15 @@ export class MorxIntake {
         }
       }
     }
-    if (accepted.length === 0) return;
+    if (accepted.length === 0) return [];
     const results = journal.recordReceived(accepted.map((a) => a.message));
+    // The rows are committed; no file has left morx yet (the caller removes them after this returns).
     crashPoint('ingest.after-commit');
-    // Only now, with the rows committed, may the files leave the spool.
-    accepted.forEach(({ name }, i) => {
+    return accepted.map(({ name }, i) => {
       const r = results[i]!;
       if (r.duplicate) stats.duplicates++;
       else stats.recorded++;
-      try {
-        unlinkSync(path.join(morx, name));
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') return;
-        // Not being able to remove what we read means we would read it forever: stop loudly.
-        throw new SpoolUnusableError(morx, `cannot remove ${name} (${code}); give this user write access to the directory`, { cause: err });
-      }
-      log.debug({ msgId: r.id, file: name, duplicate: r.duplicate }, 'recorded');
+      return { name, id: r.id, duplicate: r.duplicate };
     });
   }
 
