@@ -407,6 +407,22 @@ export class Daemon {
   private async routeRows(rows: readonly MessageRow[]): Promise<void> {
     const byService = new Map<ServiceLetter, DeliveryItem[]>();
     const now = Date.now();
+    // The page is planned in one transaction: holding and joining parts, bounces with their notices
+    // and rows marked pending commit (and fsync the journal) once, instead of once per row. The
+    // planning writes only the journal (and logs, and timers that wake this loop), never the spool
+    // or AMI, so a crash inside it rolls the whole page back to what it was and it is planned again;
+    // the nested transactions (a join, a bounce) are savepoints of this one. Delivery, which writes
+    // files and talks to Asterisk, runs after the commit.
+    this.journal.transaction(() => this.planRows(rows, now, byService));
+    for (const [service, items] of byService) {
+      this.metrics.messagesRouted(service, items.length);
+      await this.routes[service]!.deliver(items);
+      this.stats.routed += items.length;
+    }
+  }
+
+  /** Decides each row of a page: held (a part), bounced, dropped, pending, or put in `byService` for delivery. */
+  private planRows(rows: readonly MessageRow[], now: number, byService: Map<ServiceLetter, DeliveryItem[]>): void {
     for (const message of rows) {
       if (this.concat.isPart(message)) {
         this.concat.hold(message, now);
@@ -435,11 +451,6 @@ export class Daemon {
       } else {
         this.notices.drop(message, plan.reason);
       }
-    }
-    for (const [service, items] of byService) {
-      this.metrics.messagesRouted(service, items.length);
-      await this.routes[service]!.deliver(items);
-      this.stats.routed += items.length;
     }
   }
 
