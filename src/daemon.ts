@@ -313,6 +313,10 @@ export class Daemon {
   private rescan(): void {
     // Rows an operator retried (sms-router messages retry) are due now.
     this.requestRouting('pending');
+    // More than a batch of the last listing is still being read: listing (and lstat-ing) it all
+    // again finds nothing new, and costs seconds for 100,000 files. The first rescan after it
+    // catches anything inotify missed meanwhile.
+    if (this.inHand > this.batchSize) return;
     try {
       this.enqueue(this.intake.list());
     } catch (err) {
@@ -365,25 +369,33 @@ export class Daemon {
     })();
   }
 
+  /** Names of the list being ingested not read yet (see rescan). */
+  private inHand = 0;
+
   private async ingestNames(names: readonly string[]): Promise<void> {
-    for (let i = 0; i < names.length && !this.stopping; i += this.batchSize) {
-      // Only record() commits the batch's rows; the files leave morx after it returns, never
-      // before (the crash point ingest.after-commit is in between): a crash leaves a file whose
-      // row is committed, read again and deduplicated, never a removed file without its row.
-      const recorded = this.intake.record(names.slice(i, i + this.batchSize));
-      // The unlinks run on libuv's threads, all at once, while this thread routes the batch; the
-      // next batch waits for them. A failure other than ENOENT stops the daemon, as ingestBatch does.
-      const removal = this.intake.remove(recorded);
-      // Handled here, so a failure while routing is still under way is not an unhandled
-      // rejection (which would end the process); it is thrown by the await below.
-      removal.catch(() => undefined);
-      try {
-        await this.routeStored('received');
-      } finally {
-        await removal;
+    try {
+      for (let i = 0; i < names.length && !this.stopping; i += this.batchSize) {
+        this.inHand = names.length - i;
+        // Only record() commits the batch's rows; the files leave morx after it returns, never
+        // before (the crash point ingest.after-commit is in between): a crash leaves a file whose
+        // row is committed, read again and deduplicated, never a removed file without its row.
+        const recorded = this.intake.record(names.slice(i, i + this.batchSize));
+        // The unlinks run on libuv's threads, all at once, while this thread routes the batch; the
+        // next batch waits for them. A failure other than ENOENT stops the daemon, as ingestBatch does.
+        const removal = this.intake.remove(recorded);
+        // Handled here, so a failure while routing is still under way is not an unhandled
+        // rejection (which would end the process); it is thrown by the await below.
+        removal.catch(() => undefined);
+        try {
+          await this.routeStored('received');
+        } finally {
+          await removal;
+        }
+        // Let signals, watcher events and timers in between batches.
+        await new Promise<void>((r) => setImmediate(r));
       }
-      // Let signals, watcher events and timers in between batches.
-      await new Promise<void>((r) => setImmediate(r));
+    } finally {
+      this.inHand = 0;
     }
   }
 
