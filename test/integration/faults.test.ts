@@ -86,6 +86,18 @@ function mttxTexts(tree: SpoolTree): string[] {
     .sort();
 }
 
+/** The daemon in process, logged in to a fake AMI with a 1 s action timeout; 1001 is a softphone (T), 2001 a phone (S). */
+async function startWithFakeAmi() {
+  const fake = await FakeAmiServer.start();
+  const tree = makeSpoolTree(`[ami]\nenabled = true\nhost = "127.0.0.1"\nport = ${fake.port}\nusername = "labami"\nsecret = "labsecret123"\naction_timeout = 1\n`);
+  const lines: string[] = [];
+  const { daemon, stop } = await startDaemon(tree, lines);
+  daemon.directory.add({ number: '1001', service: 'T', channel: 'PJSIP/1001' });
+  daemon.directory.add({ number: '2001', service: 'S', channel: 'DAHDI/1' });
+  await daemon.ami!.waitConnected(5_000);
+  return { fake, tree, lines, daemon, stop };
+}
+
 function tryMountTmpfs(dir: string, size: string): boolean {
   mkdirSync(dir, { recursive: true });
   return spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'ignore' }).status === 0;
@@ -210,14 +222,8 @@ test('a journal locked by another connection: a short lock is waited for; a long
 });
 
 test('AMI half-open: MessageSend unanswered times out, the message waits, and goes out once when AMI answers again or after a reconnect', { timeout: 60_000 }, async () => {
-  const fake = await FakeAmiServer.start();
-  const tree = makeSpoolTree(`[ami]\nenabled = true\nhost = "127.0.0.1"\nport = ${fake.port}\nusername = "labami"\nsecret = "labsecret123"\naction_timeout = 1\n`);
-  const lines: string[] = [];
-  const { daemon, stop } = await startDaemon(tree, lines);
+  const { fake, tree, lines, daemon, stop } = await startWithFakeAmi();
   try {
-    daemon.directory.add({ number: '1001', service: 'T', channel: 'PJSIP/1001' });
-    daemon.directory.add({ number: '2001', service: 'S', channel: 'DAHDI/1' });
-    await daemon.ami!.waitConnected(5_000);
     const row = (id: number) => daemon.journal.get(id)!;
 
     // Stalls, the connection stays open; then answers again on the same connection.
@@ -255,14 +261,8 @@ test('AMI half-open: MessageSend unanswered times out, the message waits, and go
 });
 
 test('AMI blackholed (held open, nothing answered, not even Ping): the timed-out MessageSend brings a Ping, the dead connection is closed and replaced, and the message goes out once', { timeout: 60_000 }, async (t) => {
-  const fake = await FakeAmiServer.start();
-  const tree = makeSpoolTree(`[ami]\nenabled = true\nhost = "127.0.0.1"\nport = ${fake.port}\nusername = "labami"\nsecret = "labsecret123"\naction_timeout = 1\n`);
-  const lines: string[] = [];
-  const { daemon, stop } = await startDaemon(tree, lines);
+  const { fake, tree, lines, daemon, stop } = await startWithFakeAmi();
   try {
-    daemon.directory.add({ number: '1001', service: 'T', channel: 'PJSIP/1001' });
-    daemon.directory.add({ number: '2001', service: 'S', channel: 'DAHDI/1' });
-    await daemon.ami!.waitConnected(5_000);
     const row = (id: number) => daemon.journal.get(id)!;
     const logged = (pattern: RegExp) => lines.filter((l) => pattern.test(l));
 
