@@ -5,7 +5,7 @@ import { inspect } from 'node:util';
 import { AmiClient, AmiError, backoffDelay, type AmiClientOptions } from '../../src/asterisk/ami/client.js';
 import type { AmiMessage } from '../../src/asterisk/ami/framing.js';
 import { SmsRouterError } from '../../src/errors.js';
-import { FakeAmiServer, GREETING, TEXT } from '../fakes/ami-server.js';
+import { DB_TEXT, FakeAmiServer, GREETING, TEXT } from '../fakes/ami-server.js';
 
 const SECRET = 'S3cr3t-must-never-be-logged';
 
@@ -524,4 +524,120 @@ test('an idle blackholed connection is found by the keepalive Ping alone; stop()
   const connections = fake.connections.length;
   await new Promise((resolve) => setTimeout(resolve, 300));
   assert.equal(fake.connections.length, connections, 'no reconnect after stop()');
+});
+
+// ─── response lists and AstDB (DBGet, DBDel) ─────────────────────────────────
+
+test('DBGet is a response list: the value comes from its DBGetResponse, intact (colons, spaces), and the list is never emitted as events', async (t) => {
+  const { fake, client } = await setup(t);
+  client.start();
+  await client.waitConnected(5_000);
+  const events: AmiMessage[] = [];
+  client.on('event', (e) => events.push(e));
+  fake.astdb.set('sms-router/smsr-F-12-a1', 'SUCCESS:2::HANGUP');
+  fake.astdb.set('sms-router/smsr-F-13-a1', 'FAILED:0::The call dropped prematurely');
+  assert.equal(await client.dbGet('sms-router', 'smsr-F-12-a1'), 'SUCCESS:2::HANGUP');
+  assert.equal(await client.dbGet('sms-router', 'smsr-F-13-a1'), 'FAILED:0::The call dropped prematurely');
+  const list = await client.actionList('DBGet', { Family: 'sms-router', Key: 'smsr-F-12-a1' });
+  assert.deepEqual(
+    [list.response.get('Response'), list.response.get('EventList'), list.response.get('Message')],
+    ['Success', 'start', DB_TEXT.follows],
+  );
+  assert.deepEqual(list.events.map((e) => e.get('Event')), ['DBGetResponse', 'DBGetComplete']);
+  assert.ok(list.events.every((e) => e.get('ActionID') === list.response.get('ActionID')));
+  assert.equal(events.length, 0, 'list events belong to their action, not to the event stream');
+  // The same, one byte per write, with foreign events (carrying the ActionID, before the response) in between.
+  fake.chunking = { mode: 'bytes' };
+  fake.interleaveEvents = 2;
+  assert.equal(await client.dbGet('sms-router', 'smsr-F-12-a1'), 'SUCCESS:2::HANGUP');
+  assert.equal(events.length, 2, 'the events before the response are still events');
+});
+
+test('many DBGets at once, their lists packed together into a few chunks, each get their own value', async (t) => {
+  const { fake, client } = await setup(t);
+  client.start();
+  await client.waitConnected(5_000);
+  for (let i = 0; i < 60; i++) fake.astdb.set(`f/k${i}`, `v${i}`);
+  // Each DBGet writes three messages; a chunk ends anywhere among them (a list's own order is Asterisk's: one session writes it in order).
+  fake.chunking = { mode: 'batch', count: 5 }; // 180 messages: 36 chunks, most lists cut across two
+  const got = await Promise.all(Array.from({ length: 60 }, (_, i) => client.dbGet('f', `k${i}`)));
+  assert.deepEqual(got, Array.from({ length: 60 }, (_, i) => `v${i}`));
+});
+
+test('DBGet of a missing key is undefined; DBDel deletes (true) and then finds nothing (false)', async (t) => {
+  const { fake, client } = await setup(t);
+  client.start();
+  await client.waitConnected(5_000);
+  assert.equal(await client.dbGet('sms-router', 'nothing-here'), undefined);
+  const missing = await client.actionList('DBGet', { Family: 'sms-router', Key: 'nothing-here' });
+  assert.deepEqual([missing.response.get('Response'), missing.response.get('Message'), missing.events.length], ['Error', DB_TEXT.notFound, 0]);
+  fake.astdb.set('sms-router/smsr-V-3-a2', '::SUCCESS:');
+  assert.equal(await client.dbDel('sms-router', 'smsr-V-3-a2'), true);
+  assert.equal(fake.astdb.size, 0);
+  assert.equal(await client.dbDel('sms-router', 'smsr-V-3-a2'), false);
+  assert.equal(await client.dbGet('sms-router', 'smsr-V-3-a2'), undefined);
+});
+
+test('DBGet and DBDel refused by Asterisk (no write class) reject AMI_ACTION_FAILED with its reason; a list that names another key is AMI_PROTOCOL', async (t) => {
+  const { fake, client } = await setup(t);
+  client.start();
+  await client.waitConnected(5_000);
+  fake.astdb.set('f/k', 'v');
+  fake.denied.add('dbget').add('dbdel');
+  const get = await rejectsWith(client.dbGet('f', 'k'), 'AMI_ACTION_FAILED');
+  assert.match(get.message, /DBGet refused: Permission denied/);
+  await rejectsWith(client.dbDel('f', 'k'), 'AMI_ACTION_FAILED');
+  assert.equal(fake.astdb.get('f/k'), 'v');
+  fake.denied.clear();
+  fake.reply = (a) => {
+    if (a.name !== 'DBGet') return undefined;
+    // Answered for another key: never taken for the value asked for.
+    fake.sendRaw(`Response: Success\r\nActionID: ${a.actionId}\r\nEventList: start\r\nMessage: Result will follow\r\n\r\n`);
+    fake.sendRaw(`Event: DBGetResponse\r\nFamily: f\r\nKey: other\r\nVal: x\r\nActionID: ${a.actionId}\r\n\r\n`);
+    fake.sendRaw(`Event: DBGetComplete\r\nActionID: ${a.actionId}\r\nEventList: Complete\r\nListItems: 1\r\n\r\n`);
+    return 'stall';
+  };
+  await rejectsWith(client.dbGet('f', 'k'), 'AMI_PROTOCOL');
+  assert.equal(client.state, 'connected');
+});
+
+test('DBGet while AMI is down rejects AMI_NOT_CONNECTED; a connection lost inside the list rejects AMI_DISCONNECTED at once', async (t) => {
+  const { fake, client } = await setup(t, { actionTimeoutMs: 10_000 });
+  await rejectsWith(client.dbGet('f', 'k'), 'AMI_NOT_CONNECTED');
+  client.start();
+  await client.waitConnected(5_000);
+  fake.astdb.set('f/k', 'v');
+  // The response and the first event arrive, then the PBX dies before DBGetComplete.
+  fake.reply = (a) => {
+    if (a.name !== 'DBGet') return undefined;
+    fake.sendRaw(`Response: Success\r\nActionID: ${a.actionId}\r\nEventList: start\r\nMessage: Result will follow\r\n\r\n`);
+    fake.sendRaw(`Event: DBGetResponse\r\nFamily: f\r\nKey: k\r\nVal: v\r\nActionID: ${a.actionId}\r\n\r\n`);
+    return 'drop';
+  };
+  const started = performance.now();
+  await rejectsWith(client.dbGet('f', 'k'), 'AMI_DISCONNECTED');
+  assert.ok(performance.now() - started < 2_500, 'not at the action timeout');
+  await rejectsWith(client.dbDel('f', 'k'), 'AMI_NOT_CONNECTED');
+});
+
+test('a list that never completes times out with AMI_TIMEOUT (the timeout covers the whole list); its late end is dropped', async (t) => {
+  const { fake, client } = await setup(t);
+  client.start();
+  await client.waitConnected(5_000);
+  let late: (() => void) | undefined;
+  fake.reply = (a) => {
+    if (a.name !== 'DBGet') return undefined;
+    late = () => fake.sendRaw(`Event: DBGetComplete\r\nActionID: ${a.actionId}\r\nEventList: Complete\r\nListItems: 1\r\n\r\n`);
+    return [['Response', 'Success'], ['EventList', 'start'], ['Message', DB_TEXT.follows]];
+  };
+  const err = await rejectsWith(client.dbGet('f', 'k', { timeoutMs: 80 }), 'AMI_TIMEOUT');
+  assert.match(err.message, /DBGet/);
+  const events: AmiMessage[] = [];
+  client.on('event', (e) => events.push(e));
+  late!();
+  fake.reply = undefined;
+  fake.astdb.set('f/k', 'v');
+  assert.equal(await client.dbGet('f', 'k'), 'v', 'the next DBGet is not confused by the late end of the last one');
+  assert.deepEqual(events.map((e) => e.get('Event')), ['DBGetComplete'], 'a late list end is only an event');
+  assert.equal(client.state, 'connected');
 });
