@@ -12,10 +12,13 @@
  * DBDel as Asterisk 20's main/db.c does: DBGet is a response list (`Response:
  * Success`, `EventList: start`, then `Event: DBGetResponse` with the ActionID
  * after Val, then `Event: DBGetComplete`), a missing key a plain Error. The
- * texts and field order are in DB_TEXT and dbGetAnswer().
+ * texts and field order are in DB_TEXT and dbGetAnswer(), checked byte for byte
+ * against a real session (spool-fixtures/ami/ami_dbget_transcript.txt).
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { AmiParser, type AmiFields, type AmiMessage } from '../../src/asterisk/ami/framing.js';
 
 export const GREETING = 'Asterisk Call Manager/9.0.0';
@@ -34,7 +37,7 @@ export const TEXT = {
   noAction: 'Missing action in request',
 } as const;
 
-/** AstDB's manager texts (main/db.c, Asterisk 20). */
+/** AstDB's manager texts (main/db.c, Asterisk 20; spool-fixtures/ami/ami_dbget_transcript.txt). */
 export const DB_TEXT = {
   follows: 'Result will follow',
   notFound: 'Database entry not found',
@@ -100,6 +103,36 @@ interface Live {
   dead: boolean;
   /** Half-open: held open, what arrives is recorded and never answered, nothing is written. */
   blackholed: boolean;
+}
+
+export const AMI_FIXTURES = fileURLToPath(new URL('../../../spool-fixtures/ami/', import.meta.url));
+
+/** One turn of a recorded AMI session: what the client wrote, or what Asterisk answered to it (one read). */
+export interface AmiTurn {
+  from: 'client' | 'server';
+  /** The exact bytes, CRLF line ends restored. */
+  text: string;
+}
+
+/**
+ * Reads a session recorded with the lab's tools/ami.py (spool-fixtures/ami/ami_dbget_transcript.txt):
+ * `> ` lines were sent, `< ` lines received, each one CRLF-terminated line; `#` lines are comments.
+ * The tool prints one extra `<` blank line after each read, which is not on the wire.
+ */
+export function parseAmiTranscript(text: string): AmiTurn[] {
+  const turns: Array<{ from: 'client' | 'server'; lines: string[] }> = [];
+  for (const raw of text.split('\n')) {
+    const m = /^([<>]) ?(.*)$/.exec(raw);
+    if (!m) continue;
+    const from = m[1] === '>' ? 'client' : 'server';
+    if (turns.at(-1)?.from !== from) turns.push({ from, lines: [] });
+    turns.at(-1)!.lines.push(m[2]!);
+  }
+  return turns.map(({ from, lines }) => ({ from, text: (from === 'server' ? lines.slice(0, -1) : lines).map((l) => `${l}\r\n`).join('') }));
+}
+
+export function loadAmiTranscript(name: string): AmiTurn[] {
+  return parseAmiTranscript(readFileSync(AMI_FIXTURES + name, 'utf8'));
 }
 
 export function encodeMessage(fields: AmiFields): Buffer {

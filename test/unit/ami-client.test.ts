@@ -1,11 +1,13 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { connect, createServer, type Socket } from 'node:net';
 import { inspect } from 'node:util';
 import { AmiClient, AmiError, backoffDelay, type AmiClientOptions } from '../../src/asterisk/ami/client.js';
 import type { AmiMessage } from '../../src/asterisk/ami/framing.js';
 import { SmsRouterError } from '../../src/errors.js';
-import { DB_TEXT, FakeAmiServer, GREETING, TEXT } from '../fakes/ami-server.js';
+import { DB_TEXT, FakeAmiServer, GREETING, loadAmiTranscript, TEXT } from '../fakes/ami-server.js';
+import { AmiParser } from '../../src/asterisk/ami/framing.js';
 
 const SECRET = 'S3cr3t-must-never-be-logged';
 
@@ -640,4 +642,97 @@ test('a list that never completes times out with AMI_TIMEOUT (the timeout covers
   assert.equal(await client.dbGet('f', 'k'), 'v', 'the next DBGet is not confused by the late end of the last one');
   assert.deepEqual(events.map((e) => e.get('Event')), ['DBGetComplete'], 'a late list end is only an event');
   assert.equal(client.state, 'connected');
+});
+
+// ─── the recorded DBPut / DBGet / DBDel session of a real Asterisk 20 ────────
+
+const DB_TRANSCRIPT = loadAmiTranscript('ami_dbget_transcript.txt');
+
+/** Resolves with everything received once at least `n` bytes are there; rejects when the socket closes or 5 s pass first. */
+function readBytes(socket: Socket, received: { buf: Buffer }, n: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (received.buf.length < n) return;
+      cleanup();
+      const text = received.buf.subarray(0, n).toString('utf8');
+      received.buf = received.buf.subarray(n);
+      resolve(text);
+    };
+    const closed = () => {
+      cleanup();
+      reject(new Error(`closed with ${received.buf.length} of ${n} bytes: ${JSON.stringify(received.buf.toString('utf8'))}`));
+    };
+    const timer = setTimeout(closed, 5_000);
+    const cleanup = () => {
+      clearTimeout(timer);
+      socket.off('data', check);
+      socket.off('close', closed);
+    };
+    socket.on('data', check);
+    socket.on('close', closed);
+    check();
+  });
+}
+
+test('the recorded Asterisk 20 session replayed against the fake AMI gets the same answers byte for byte (DBPut, the DBGet list, DBDel, missing keys)', async (t) => {
+  const fake = await FakeAmiServer.start();
+  t.after(() => fake.close());
+  assert.deepEqual(
+    DB_TRANSCRIPT.filter((x) => x.from === 'client').map((x) => /^Action: (\w+)/.exec(x.text)?.[1]),
+    ['Login', 'DBPut', 'DBGet', 'DBDel', 'DBGet', 'DBDel', 'Logoff'],
+    'the transcript is the session this test is about',
+  );
+  const socket = connect({ host: fake.host, port: fake.port });
+  t.after(() => socket.destroy());
+  const received = { buf: Buffer.alloc(0) };
+  socket.on('data', (chunk: Buffer) => (received.buf = Buffer.concat([received.buf, chunk])));
+  for (const turn of DB_TRANSCRIPT) {
+    if (turn.from === 'client') socket.write(turn.text);
+    else assert.equal(await readBytes(socket, received, Buffer.byteLength(turn.text)), turn.text);
+  }
+  await once(socket, 'close'); // after Goodbye, as Asterisk does
+  assert.equal(received.buf.length, 0, 'nothing more than the recording');
+  assert.equal(fake.astdb.size, 0);
+});
+
+test('the client reads the recorded answers of a real Asterisk 20: the value, deleted, then missing for both', async (t) => {
+  // A server that answers each action with what Asterisk answered the same action (by name and turn), under the client's ActionID.
+  const answers = new Map<string, string[]>();
+  let greeting = '';
+  DB_TRANSCRIPT.forEach((turn, i) => {
+    if (turn.from !== 'server') return;
+    const asked = DB_TRANSCRIPT[i - 1];
+    if (!asked) {
+      greeting = turn.text;
+      return;
+    }
+    const name = /^Action: (\w+)/.exec(asked.text)![1]!;
+    const id = /\r\nActionID: ([^\r]*)\r\n/.exec(asked.text)?.[1];
+    const answer = id === undefined ? turn.text : turn.text.split(`ActionID: ${id}\r\n`).join('ActionID: {id}\r\n');
+    answers.set(name, [...(answers.get(name) ?? []), answer]);
+  });
+  const server = createServer((socket) => {
+    const parser = new AmiParser({ expectGreeting: false });
+    socket.on('error', () => undefined);
+    socket.on('data', (chunk: Buffer) => {
+      for (const frame of parser.push(chunk)) {
+        if (frame.type !== 'message') continue;
+        const name = frame.message.get('Action')!;
+        const reply = answers.get(name)?.shift();
+        if (reply) socket.write(reply.split('{id}').join(frame.message.get('ActionID') ?? ''));
+        if (name === 'Logoff') socket.end();
+      }
+    });
+    socket.write(greeting);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const client = new AmiClient({ host: '127.0.0.1', port: (server.address() as { port: number }).port, username: 'labami', secret: 'labsecret123' });
+  t.after(() => client.stop());
+  client.start();
+  await client.waitConnected(5_000);
+  assert.equal(await client.dbGet('sms-router', 'smsr-F-12-a1'), 'SUCCESS:2::HANGUP');
+  assert.equal(await client.dbDel('sms-router', 'smsr-F-12-a1'), true);
+  assert.equal(await client.dbGet('sms-router', 'smsr-F-12-a1'), undefined);
+  assert.equal(await client.dbDel('sms-router', 'smsr-F-12-a1'), false);
 });
