@@ -530,10 +530,16 @@ test('an idle blackholed connection is found by the keepalive Ping alone; stop()
 
 // ─── response lists and AstDB (DBGet, DBDel) ─────────────────────────────────
 
+/** setup(), with the client logged in. */
+async function connected(t: TestContext, options: Partial<AmiClientOptions> = {}) {
+  const s = await setup(t, options);
+  s.client.start();
+  await s.client.waitConnected(5_000);
+  return s;
+}
+
 test('DBGet is a response list: the value comes from its DBGetResponse, intact (colons, spaces), and the list is never emitted as events', async (t) => {
-  const { fake, client } = await setup(t);
-  client.start();
-  await client.waitConnected(5_000);
+  const { fake, client } = await connected(t);
   const events: AmiMessage[] = [];
   client.on('event', (e) => events.push(e));
   fake.astdb.set('sms-router/smsr-F-12-a1', 'SUCCESS:2::HANGUP');
@@ -556,9 +562,7 @@ test('DBGet is a response list: the value comes from its DBGetResponse, intact (
 });
 
 test('many DBGets at once, their lists packed together into a few chunks, each get their own value', async (t) => {
-  const { fake, client } = await setup(t);
-  client.start();
-  await client.waitConnected(5_000);
+  const { fake, client } = await connected(t);
   for (let i = 0; i < 60; i++) fake.astdb.set(`f/k${i}`, `v${i}`);
   // Each DBGet writes three messages; a chunk ends anywhere among them (a list's own order is Asterisk's: one session writes it in order).
   fake.chunking = { mode: 'batch', count: 5 }; // 180 messages: 36 chunks, most lists cut across two
@@ -567,9 +571,7 @@ test('many DBGets at once, their lists packed together into a few chunks, each g
 });
 
 test('DBGet of a missing key is undefined; DBDel deletes (true) and then finds nothing (false)', async (t) => {
-  const { fake, client } = await setup(t);
-  client.start();
-  await client.waitConnected(5_000);
+  const { fake, client } = await connected(t);
   assert.equal(await client.dbGet('sms-router', 'nothing-here'), undefined);
   const missing = await client.actionList('DBGet', { Family: 'sms-router', Key: 'nothing-here' });
   assert.deepEqual([missing.response.get('Response'), missing.response.get('Message'), missing.events.length], ['Error', DB_TEXT.notFound, 0]);
@@ -581,9 +583,7 @@ test('DBGet of a missing key is undefined; DBDel deletes (true) and then finds n
 });
 
 test('DBGet and DBDel refused by Asterisk (no write class) reject AMI_ACTION_FAILED with its reason; a list that names another key is AMI_PROTOCOL', async (t) => {
-  const { fake, client } = await setup(t);
-  client.start();
-  await client.waitConnected(5_000);
+  const { fake, client } = await connected(t);
   fake.astdb.set('f/k', 'v');
   fake.denied.add('dbget').add('dbdel');
   const get = await rejectsWith(client.dbGet('f', 'k'), 'AMI_ACTION_FAILED');
@@ -623,9 +623,7 @@ test('DBGet while AMI is down rejects AMI_NOT_CONNECTED; a connection lost insid
 });
 
 test('a list that never completes times out with AMI_TIMEOUT (the timeout covers the whole list); its late end is dropped', async (t) => {
-  const { fake, client } = await setup(t);
-  client.start();
-  await client.waitConnected(5_000);
+  const { fake, client } = await connected(t);
   let late: (() => void) | undefined;
   fake.reply = (a) => {
     if (a.name !== 'DBGet') return undefined;
