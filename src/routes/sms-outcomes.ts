@@ -22,7 +22,7 @@ import type { Logger } from 'pino';
 import { retryWaitMs, type Config } from '../config.js';
 import type { Journal, MessageRow } from '../journal/journal.js';
 import { queueForNumber } from '../numbers.js';
-import { appLogText } from '../spool/sms-file.js';
+import { appLogText, textAppSmsSends } from '../spool/sms-file.js';
 import { DeliveryMatcher } from '../asterisk/sms-log-match.js';
 import type { SmsLogEntry } from '../asterisk/sms-log.js';
 import type { SmsRoute } from './sms.js';
@@ -80,7 +80,8 @@ export class SmsOutcomes {
     this.forget(message.id);
     this.route.partsFor(message).forEach((part, i) => {
       if (acknowledged.has(i + 1)) return;
-      this.matcher.add({ id: message.id, part: i + 1, queue, oa, da, logText: ownBuffer(appLogText(part.text)) });
+      // What app_sms will log is the text it really sends, read from the file as it reads it.
+      this.matcher.add({ id: message.id, part: i + 1, queue, oa, da, logText: ownBuffer(appLogText(textAppSmsSends(part.text))) });
       this.inMatcher.add(message.id);
     });
   }

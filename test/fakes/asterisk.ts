@@ -7,8 +7,10 @@
  *   file stays there until the call is over, then gets `StartRetry:` and
  *   `Status: Completed` appended and is renamed into outgoing_done/.
  * - app_sms for S (`Application: SMS`, `Data: QUEUE,s`): reads and deletes
- *   every `sms/mttx/QUEUE.*` file, as app_sms does before sending, and appends
- *   a YOS line for each to its log ([sms] app_log), in app_sms's low-byte form.
+ *   every `sms/mttx/QUEUE.*` file, as app_sms does before sending, reading it
+ *   as the real one does (test/fakes/app-sms.ts: `ud=` byte by byte), and
+ *   appends a YOS line for each to its log ([sms] app_log), in app_sms's
+ *   low-byte form of the text it really sent.
  * - the answered F/V call (`Application: AGI`, `Data: agi://…/fax/ID`): a
  *   FastAGI session to the daemon (test/fakes/agi-client.ts) that answers
  *   every command successfully: SendFAX of a TIFF that exists, FAXSTATUS
@@ -29,7 +31,7 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renam
 import path from 'node:path';
 import type { Config } from '../../src/config.js';
 import { parseCallFile } from '../../src/asterisk/call-file.js';
-import { appLogText, decodeSmsFile } from '../../src/spool/sms-file.js';
+import { appSmsLogLine, phoneReceives } from './app-sms.js';
 import { readTiffPages } from '../../src/render/tiff-tags.js';
 import { connectFakeAgi, type AgiAnswer, type ReceivedCommand } from './agi-client.js';
 
@@ -176,16 +178,13 @@ export class FakeAsterisk {
       } catch {
         continue;
       }
-      const decoded = decodeSmsFile(bytes);
+      const decoded = phoneReceives(bytes);
       if (!decoded.ok) throw new Error(`fake Asterisk: unreadable mttx file ${name}: ${decoded.error.message}`);
       const m = /^[^.]+\.(\d+)-(\d+)$/.exec(name);
       const { oa = '', da = '', text } = decoded.message;
       this.mttx.push({ name, queue, id: m ? Number(m[1]) : NaN, part: m ? Number(m[2]) : NaN, oa, da, text, run: this.run });
       const time = new Date(Date.UTC(2026, 10, 22, 4, 0, 0) + ++this.logSeq * 1000).toISOString().slice(0, 19);
-      appendFileSync(
-        this.options.config.sms.appLog,
-        Buffer.concat([Buffer.from(`${time} YOS ${queue} ${oa || '-'} ${da || '-'} `), appLogText(text), Buffer.from('\n')]),
-      );
+      appendFileSync(this.options.config.sms.appLog, appSmsLogLine(time, 'Y', queue, oa, da, text));
     }
   }
 
