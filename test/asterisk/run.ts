@@ -20,7 +20,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from '../helpers/ports.js';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +29,8 @@ import { Lab, TranscriptRelay, sipReceived, soundStats, tiffPages } from './lab.
 import { openDatabase } from '../../src/journal/store.js';
 import { RecipientDirectory } from '../../src/directory/recipients.js';
 import { decodeSmsFile, appLogText } from '../../src/spool/sms-file.js';
-import { parseSmsLogLine, splitLogLine, type SmsLogEntry } from '../../src/asterisk/sms-log.js';
+import type { SmsLogEntry } from '../../src/asterisk/sms-log.js';
+import { readSmsLog } from '../fakes/app-sms.js';
 import { splitMessage } from '../../src/spool/encoding.js';
 
 const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
@@ -120,16 +121,7 @@ class Observer {
 
   /** app_sms log entries of this run (the centre's O+S lines: what the phone acknowledged). */
   smsLog(): SmsLogEntry[] {
-    const bytes = this.lab.logSince('sms', this.smsLogFrom);
-    const out: SmsLogEntry[] = [];
-    let start = 0;
-    for (let i = bytes.indexOf(0x0a); i >= 0; start = i + 1, i = bytes.indexOf(0x0a, start)) {
-      for (const piece of splitLogLine(bytes.subarray(start, i))) {
-        const e = parseSmsLogLine(piece);
-        if (e) out.push(e);
-      }
-    }
-    return out;
+    return readSmsLog(this.lab.logSince('sms', this.smsLogFrom));
   }
 
   /** The YOS/NOS lines app_sms logged for this text sent to `queue`. */
@@ -178,15 +170,26 @@ const failedForGood = (r: JournalRow | undefined) => r?.state === 'failed' || r?
 /** T is done when AMI answered MessageSend: Asterisk keeps no record past that, so the row stays `spooled` with the answer. */
 const handedToSip = (r: JournalRow | undefined) => (r?.state === 'spooled' && r.detail?.includes('"ami":"Success"') ? r : final(r));
 
+/** The next sender phone sends `text` to `to`; resolves with the message's row once `settled` says so. */
+async function phoneSendsAndSettles(ctx: Context, to: string, text: string, settled = final): Promise<{ from: string; row: JournalRow | undefined }> {
+  const from = ctx.sender();
+  await ctx.lab.phoneSends(from, to, text);
+  return { from, row: await ctx.until(() => settled(ctx.obs.message(text))) };
+}
+
+/** The notice "Cannot deliver SMS to `to`." delivered to `from`, and the files the sender's phone got with its text. */
+async function noticeReached(ctx: Context, from: string, to: string): Promise<{ sent: JournalRow | undefined; got: PhoneFile[] }> {
+  const sent = await ctx.until(() => ctx.obs.notices(from, `Cannot deliver SMS to ${to}.`).find((n) => n.state === 'delivered'));
+  return { sent, got: ctx.obs.phone().filter((f) => f.text === sent?.text) };
+}
+
 /** A phone sends `text` to an S phone: delivered once, the phone gets it exactly, app_sms logged YOS for it. */
 function smsScenario(name: string, text: string, expectDcs: number | null): Scenario {
   return {
     name,
     seconds: 90,
     async run(ctx) {
-      const from = ctx.sender();
-      await ctx.lab.phoneSends(from, PHONE, text);
-      const row = await ctx.until(() => final(ctx.obs.message(text)));
+      const { from, row } = await phoneSendsAndSettles(ctx, PHONE, text);
       const got = ctx.obs.phone().filter((f) => f.text === text);
       const yos = ctx.obs.logged(PHONE, text);
       const morxDcs = row?.dcs ?? null;
@@ -225,16 +228,13 @@ function longScenario(name: string, text: string, reference: number): Scenario {
 }
 
 /** A message the centre cannot deliver: the sender's phone gets the notice. */
-function noticeScenario(name: string, to: string, text: string, notice: string): Scenario {
+function noticeScenario(name: string, to: string, text: string): Scenario {
   return {
     name,
     seconds: 90,
     async run(ctx) {
-      const from = ctx.sender();
-      await ctx.lab.phoneSends(from, to, text);
-      const row = await ctx.until(() => final(ctx.obs.message(text)));
-      const sent = await ctx.until(() => ctx.obs.notices(from, notice).find((n) => n.state === 'delivered'));
-      const got = ctx.obs.phone().filter((f) => f.text === sent?.text);
+      const { from, row } = await phoneSendsAndSettles(ctx, to, text);
+      const { sent, got } = await noticeReached(ctx, from, to);
       return {
         pass: failedForGood(row) && sent !== undefined && got.length === 1 && got[0]!.oa === CENTRE,
         journal: `${row ? shortRow(row) : 'no final row'}; notice ${sent ? `${shortRow(sent)} ${q(sent.text)}` : 'not delivered'}`,
@@ -252,16 +252,13 @@ const SCENARIOS: Scenario[] = [
   smsScenario('S UCS-2 Cyrillic', 'l05 Привет, мир! Съешь же ещё', 8),
   longScenario('S long GSM-7 (2 parts, joined and re-split)', `l06 ${'A long GSM-7 message from the phone, split by the phone in two parts. '.repeat(4)}end`, 0x61),
   longScenario('S long UCS-2 (2 parts, joined and re-split)', `l07 ${'Zażółć gęślą jaźń, długa wiadomość. '.repeat(3)}koniec`, 0x62),
-  noticeScenario('N (disabled) notice', DISABLED, 'l08 to a number that disabled messaging', `Cannot deliver SMS to ${DISABLED}.`),
-  noticeScenario('unknown number notice', UNKNOWN, 'l09 to a number nobody has', `Cannot deliver SMS to ${UNKNOWN}.`),
+  noticeScenario('N (disabled) notice', DISABLED, 'l08 to a number that disabled messaging'),
+  noticeScenario('unknown number notice', UNKNOWN, 'l09 to a number nobody has'),
   {
     name: 'C command reply',
     seconds: 90,
     async run(ctx) {
-      const from = ctx.sender();
-      const text = 'PING l10 from the lab';
-      await ctx.lab.phoneSends(from, COMMAND, text);
-      const row = await ctx.until(() => final(ctx.obs.message(text)));
+      const { from, row } = await phoneSendsAndSettles(ctx, COMMAND, 'PING l10 from the lab');
       const reply = await ctx.until(() => ctx.obs.rows(`da = ? AND instr(text, 'PONG') > 0 AND instr(text, 'l10') > 0 AND state = 'delivered'`, from).pop());
       const got = ctx.obs.phone().filter((f) => f.text === reply?.text);
       return {
@@ -276,8 +273,7 @@ const SCENARIOS: Scenario[] = [
     seconds: 240,
     async run(ctx) {
       const text = 'l11 A fax from the lab: one SMS (smsq sends at most 160 characters) becomes one page, with its header line.';
-      await ctx.lab.phoneSends(ctx.sender(), FAX, text);
-      const row = await ctx.until(() => final(ctx.obs.message(text)));
+      const { row } = await phoneSendsAndSettles(ctx, FAX, text);
       const detail = row?.detail ? (JSON.parse(row.detail) as { faxStatus?: string; faxPages?: number; expectedPages?: number }) : {};
       const received = await ctx.until(() => ctx.lab.results(ctx.resultsFrom).find((r) => r.kind === 'RECEIVEFAX'));
       const file = received?.fields.file;
@@ -294,12 +290,8 @@ const SCENARIOS: Scenario[] = [
     name: 'F to a line without fax (failed, sender told)',
     seconds: 300,
     async run(ctx) {
-      const from = ctx.sender();
-      const text = 'l12 A fax to a line that answers without a fax machine';
-      await ctx.lab.phoneSends(from, NO_FAX, text);
-      const row = await ctx.until(() => final(ctx.obs.message(text)));
-      const sent = await ctx.until(() => ctx.obs.notices(from, `Cannot deliver SMS to ${NO_FAX}.`).find((n) => n.state === 'delivered'));
-      const got = ctx.obs.phone().filter((f) => f.text === sent?.text);
+      const { from, row } = await phoneSendsAndSettles(ctx, NO_FAX, 'l12 A fax to a line that answers without a fax machine');
+      const { sent, got } = await noticeReached(ctx, from, NO_FAX);
       const calls = row ? ctx.obs.calls(row.id) : [];
       return {
         pass: failedForGood(row) && row!.attempts === 2 && calls.length === 2 && calls.every((c) => c.status === 'Completed') && sent !== undefined && got.length === 1,
@@ -313,8 +305,7 @@ const SCENARIOS: Scenario[] = [
     seconds: 180,
     async run(ctx) {
       const text = 'l13 This is a spoken message from the laboratory. One two three four five.';
-      await ctx.lab.phoneSends(ctx.sender(), VOICE, text);
-      const row = await ctx.until(() => final(ctx.obs.message(text)));
+      const { row } = await phoneSendsAndSettles(ctx, VOICE, text);
       const recorded = await ctx.until(() => ctx.lab.results(ctx.resultsFrom).find((r) => r.kind === 'RECORD'));
       const file = recorded?.fields.file;
       const played = row ? path.join(ctx.lab.path('voice'), `${row.id}.wav`) : '';
@@ -333,8 +324,7 @@ const SCENARIOS: Scenario[] = [
     seconds: 60,
     async run(ctx) {
       const text = 'l14 SIP out: zażółć € ✓ Привет';
-      await ctx.lab.phoneSends(ctx.sender(), MSGPEER, text);
-      const row = await ctx.until(() => handedToSip(ctx.obs.message(text)));
+      const { row } = await phoneSendsAndSettles(ctx, MSGPEER, text, handedToSip);
       const got = await ctx.until(() => sipReceived(ctx.sipLog).find((m) => m.body === text));
       return {
         pass: row?.state === 'spooled' && got !== undefined && got.bytes === Buffer.byteLength(text) && sipReceived(ctx.sipLog).filter((m) => m.body === text).length === 1,
@@ -381,12 +371,8 @@ const SCENARIOS: Scenario[] = [
       name: name!,
       seconds: 180,
       async run(ctx) {
-        const from = ctx.sender();
-        const text = `l17 to ${to}, a line that cannot take it`;
-        await ctx.lab.phoneSends(from, to!, text);
-        const row = await ctx.until(() => final(ctx.obs.message(text)));
-        const sent = await ctx.until(() => ctx.obs.notices(from, `Cannot deliver SMS to ${to}.`).find((n) => n.state === 'delivered'));
-        const got = ctx.obs.phone().filter((f) => f.text === sent?.text);
+        const { from, row } = await phoneSendsAndSettles(ctx, to!, `l17 to ${to}, a line that cannot take it`);
+        const { sent, got } = await noticeReached(ctx, from, to!);
         // The daemon moves archived call files it has read into [spool] call_archive.
         const archived = readdirSync(ctx.lab.path('sms-router-calls'))
           .filter((n) => n.startsWith(`smsr-S-${to}-`))
@@ -402,14 +388,6 @@ const SCENARIOS: Scenario[] = [
 ];
 
 // ------------------------------------------------------------------ the run
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 function config(lab: Lab, work: string, httpPort: number, ports: { agi: number; ami: number }): string {
   const s = (v: string) => JSON.stringify(v);

@@ -11,6 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { appLogText, decodeSmsFile, type DecodeResult } from '../../src/spool/sms-file.js';
+import { parseSmsLogLine, splitLogLine, type SmsLogEntry } from '../../src/asterisk/sms-log.js';
 
 /** The message a phone receives from this mttx file (or app_sms's refusal to read it). */
 export function phoneReceives(bytes: Uint8Array): DecodeResult {
@@ -28,4 +29,17 @@ export function phoneReceivesFile(file: string): DecodeResult {
  */
 export function appSmsLogLine(time: string, answer: 'Y' | 'N', queue: string, oa: string | undefined, da: string | undefined, text: string): Buffer {
   return Buffer.concat([Buffer.from(`${time} ${answer}OS ${queue} ${oa || '-'} ${da || '-'} `), appLogText(text), Buffer.from('\n')]);
+}
+
+/** Every entry of an app_sms log (a whole file, or what was appended to it), lines glued by a 0x00 low byte cut apart. */
+export function readSmsLog(bytes: Buffer): SmsLogEntry[] {
+  const out: SmsLogEntry[] = [];
+  let start = 0;
+  for (let i = bytes.indexOf(0x0a); i >= 0; start = i + 1, i = bytes.indexOf(0x0a, start)) {
+    for (const piece of splitLogLine(bytes.subarray(start, i))) {
+      const e = parseSmsLogLine(piece);
+      if (e) out.push(e);
+    }
+  }
+  return out;
 }

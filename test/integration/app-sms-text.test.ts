@@ -11,20 +11,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
+import { freePort } from '../helpers/ports.js';
 import Database from 'better-sqlite3';
 import { makeSpoolTree, waitUntil } from '../helpers/spool-tree.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { FakeAsterisk } from '../fakes/asterisk.js';
 import { writeMorx } from '../../src/cli/send.js';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 const PHONE = '2001';
 const SENDER = '447700900123';

@@ -11,10 +11,10 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { phoneReceives, appSmsLogLine } from '../fakes/app-sms.js';
+import { phoneReceives, appSmsLogLine, readSmsLog } from '../fakes/app-sms.js';
 import { answerCallCommand, inboundMessageAnswers, type CallChannelState } from '../fakes/asterisk.js';
 import { decodeSmsFile, encodeSmsFile, appLogText, textAppSmsSends } from '../../src/spool/sms-file.js';
-import { parseSmsLogLine, splitLogLine, type SmsLogEntry } from '../../src/asterisk/sms-log.js';
+import { parseSmsLogLine } from '../../src/asterisk/sms-log.js';
 import { DeliveryMatcher } from '../../src/asterisk/sms-log-match.js';
 import { parseArchivedCall } from '../../src/asterisk/outgoing-done.js';
 
@@ -22,17 +22,6 @@ const LAB = fileURLToPath(new URL('../../../spool-fixtures/lab/', import.meta.ur
 const read = (...p: string[]) => readFileSync(path.join(LAB, ...p));
 const files = (...p: string[]) => readdirSync(path.join(LAB, ...p)).sort();
 
-function logEntries(bytes: Buffer): SmsLogEntry[] {
-  const out: SmsLogEntry[] = [];
-  let start = 0;
-  for (let i = bytes.indexOf(0x0a); i >= 0; start = i + 1, i = bytes.indexOf(0x0a, start)) {
-    for (const piece of splitLogLine(bytes.subarray(start, i))) {
-      const e = parseSmsLogLine(piece);
-      if (e) out.push(e);
-    }
-  }
-  return out;
-}
 
 /** The lab run's busy and unanswered lines: their files were written, never taken. */
 const UNREACHABLE = ['2100', '2200'];
@@ -49,7 +38,7 @@ test('ud= as the old writer wrote it: the fake app_sms mangles it exactly as the
   const real = mtrxText(read('ud-equals', 'old_ud_equals_utf8.mtrx'));
   assert.equal(fake.message.text, real.text);
   assert.equal(real.text, 'Real FSK loop zaż\u00bcó\u00b3ł\u0082ć\u0087 €\u0082\u00ac');
-  const [line] = logEntries(read('ud-equals', 'old_ud_equals_utf8.app_sms.log')).filter((e) => e.role === 'S');
+  const [line] = readSmsLog(read('ud-equals', 'old_ud_equals_utf8.app_sms.log')).filter((e) => e.role === 'S');
   assert.ok(line);
   assert.deepEqual(line.text, appLogText(fake.message.text), 'the YOS line holds the mangled text, in its low-byte form');
   assert.notDeepEqual(line.text, appLogText('Real FSK loop zażółć €'), 'so matching the queued text never sees it acknowledged');
@@ -81,7 +70,7 @@ test("every mttx file the daemon wrote in the lab run reaches the fake phone as 
   for (const m of mttx) assert.ok(received.some((r) => r.text === m.text && r.oa === m.oa), `${m.name}: ${JSON.stringify(m.text)} reached the phone as written`);
   for (const r of received) assert.ok(mttx.some((m) => m.text === r.text && m.oa === r.oa), `${r.name} came from one of our files`);
 
-  const real = logEntries(read('run', 'app_sms.log')).filter((e) => e.role === 'S' && e.direction === 'O');
+  const real = readSmsLog(read('run', 'app_sms.log')).filter((e) => e.role === 'S' && e.direction === 'O');
   assert.equal(real.length, mttx.length, 'one YOS line per file');
   for (const m of mttx) {
     const queue = m.name.slice(0, m.name.indexOf('.'));
@@ -103,7 +92,7 @@ test("the daemon's log matcher credits every part of the lab run from app_sms's 
     matcher.add({ id: i + 1, part: 1, queue, oa: r.message.oa!, da: r.message.da, logText: appLogText(textAppSmsSends(r.message.text)) });
   });
   let credited = 0;
-  for (const e of logEntries(read('run', 'app_sms.log'))) {
+  for (const e of readSmsLog(read('run', 'app_sms.log'))) {
     const m = matcher.match(e);
     if (m) {
       assert.equal(m.acknowledged, true);
