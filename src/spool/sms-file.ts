@@ -412,6 +412,17 @@ export function textAppSmsSends(text: string): string {
   return decoded.ok ? decoded.message.text : text.slice(0, MAX_TEXT_UNITS);
 }
 
+/**
+ * Whether a real app_sms would read this file's text otherwise than it is
+ * written: non-ASCII UTF-8 on a winning `ud=` line (decodeAsBuiltAppSms).
+ * Files sms-router wrote before it followed smsq's rule look like that.
+ */
+export function appSmsMisreads(bytes: Uint8Array): boolean {
+  const meant = decodeSmsFile(bytes, { requireDa: false });
+  const read = decodeSmsFile(bytes, { requireDa: false, udEquals: 'app_sms' });
+  return meant.ok && read.ok && meant.message.text.slice(0, MAX_TEXT_UNITS) !== read.message.text;
+}
+
 /** The header fields of a decoded file with the absent ones as null (how the journal and `decode` show them). */
 export function headerFields(m: SmsFields) {
   return {

@@ -13,10 +13,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { freePort } from '../helpers/ports.js';
 import Database from 'better-sqlite3';
-import { makeSpoolTree, waitUntil } from '../helpers/spool-tree.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { makeSpoolTree, visibleFiles, waitUntil } from '../helpers/spool-tree.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { FakeAsterisk } from '../fakes/asterisk.js';
 import { writeMorx } from '../../src/cli/send.js';
+import { appSmsMisreads, decodeSmsFile, encodeSmsFile } from '../../src/spool/sms-file.js';
 
 const PHONE = '2001';
 const SENDER = '447700900123';
@@ -80,6 +83,54 @@ test('S: Polish, Cyrillic, €, the GSM extension table and a long UCS-2 text re
   } finally {
     await asterisk.stop();
     await stop();
+    tree.cleanup();
+  }
+});
+
+test('after an upgrade: a waiting mttx file in the old ud= UTF-8 form is written again as ud##, and the phone gets the text exactly, once', async () => {
+  const agiPort = await freePort();
+  const tree = makeSpoolTree(`[agi]\nlisten = "127.0.0.1:${agiPort}"\n[sms]\napp_log = "log/sms"\nretry_delay = 1\nretry_backoff = 1\nmax_attempts = 2\n`);
+  const text = 'Real FSK loop zażółć €';
+  try {
+    // The old daemon: the message is spooled for the phone, its call waits in outgoing/.
+    let file: string;
+    {
+      const { daemon, stop } = await startDaemon(tree);
+      daemon.directory.add({ number: PHONE, service: 'S', channel: 'DAHDI/1' });
+      daemon.directory.add({ number: SENDER, service: 'S', channel: 'DAHDI/2' });
+      writeMorx(tree.morx, { from: SENDER, to: PHONE, text }, false);
+      await waitUntil(() => visibleFiles(tree.mttx).length === 1, 30_000, 'the mttx file');
+      await stop();
+      file = path.join(tree.mttx, visibleFiles(tree.mttx)[0]!);
+    }
+    // ... as the old writer had written it.
+    const decoded = decodeSmsFile(readFileSync(file), { requireDa: false });
+    assert.ok(decoded.ok);
+    writeFileSync(file, encodeSmsFile(decoded.message, 'app_sms'));
+    assert.equal(appSmsMisreads(readFileSync(file)), true);
+
+    const lines: string[] = [];
+    const asterisk = new FakeAsterisk({ config: tree.config, agiPort });
+    const { stop } = await startDaemon(tree, lines);
+    try {
+      assert.equal(appSmsMisreads(readFileSync(file)), false, 'rewritten at start, before any call could take it');
+      asterisk.start();
+      const db = new Database(tree.dbPath, { readonly: true });
+      const row = () => db.prepare(`SELECT id, state FROM messages WHERE kind = 'message' AND text = ?`).get(text) as { id: number; state: string };
+      await waitUntil(() => row().state === 'delivered' && asterisk.idle, 60_000, 'delivery');
+      assert.deepEqual(
+        asterisk.mttx.map((m) => m.text),
+        [text],
+        'the phone got the text once, exactly',
+      );
+      assert.equal((db.prepare(`SELECT count(*) AS n FROM messages WHERE kind = 'notice'`).get() as { n: number }).n, 0);
+      assert.ok(lines.some((l) => l.includes('written again as ud#/ud##')));
+      db.close();
+    } finally {
+      await asterisk.stop();
+      await stop();
+    }
+  } finally {
     tree.cleanup();
   }
 });
