@@ -136,6 +136,7 @@ export class Calls {
     this.voice.recover();
     this.smsOutcomes.rebuild();
     this.smsOutcomes.recoverStaged(); // crash safety (issue 10): before the sweep places their calls
+    this.smsOutcomes.rewriteMisencoded(); // an upgrade's files app_sms would misread (issue 15)
     this.sweepSmsQueues();
     // The demo has no Asterisk to create the log's directory.
     if (this.config.spool.createMissing) mkdirSync(path.dirname(this.config.sms.appLog), { recursive: true });

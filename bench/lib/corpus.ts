@@ -94,7 +94,7 @@ export function makeCorpus(options: CorpusOptions): CorpusMessage[] {
     const scts = isoLocal(when);
     const queue = queueForNumber(oa);
     const messageFiles = parts.map((p) => {
-      const body = encodeSmsFile({ oa, da, udh: p.udh, text: p.text, scts, mr: seq & 0xff, dcs: /[^\x00-\x7f€]/.test(p.text) ? 8 : undefined });
+      const body = encodeSmsFile({ oa, da, udh: p.udh, text: p.text, scts, mr: seq & 0xff, dcs: /[^\x00-\x7f€]/.test(p.text) ? 8 : undefined }, 'app_sms'); // morx, as app_sms writes it
       return { name: `${queue}.${scts}-${fileSeq++}`, body };
     });
     const joined = sanitizeForSms(text, '?').text;

@@ -31,7 +31,7 @@ export function writeMorx(morxDir: string, req: SendRequest, fsync = true): stri
   const queue = queueForNumber(req.from);
   const names: string[] = [];
   for (const part of parts) {
-    const body = encodeSmsFile({ oa: req.from, da: req.to, udh: part.udh, text: part.text, scts });
+    const body = encodeSmsFile({ oa: req.from, da: req.to, udh: part.udh, text: part.text, scts }, 'app_sms'); // as app_sms writes morx
     // app_sms numbers files with a per-process counter; several senders at once must not collide.
     for (let seq = 0; ; seq++) {
       const name = `${queue}.${scts}-${seq}`;

@@ -16,13 +16,14 @@
  * Acknowledged parts are kept in the row's detail, so a restart does not
  * forget them.
  */
-import { existsSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { retryWaitMs, type Config } from '../config.js';
 import type { Journal, MessageRow } from '../journal/journal.js';
 import { queueForNumber } from '../numbers.js';
-import { appLogText } from '../spool/sms-file.js';
+import { appLogText, appSmsMisreads, decodeSmsFile, encodeSmsFile, textAppSmsSends } from '../spool/sms-file.js';
+import { writeViaDotFile } from '../spool/atomic-write.js';
 import { DeliveryMatcher } from '../asterisk/sms-log-match.js';
 import type { SmsLogEntry } from '../asterisk/sms-log.js';
 import type { SmsRoute } from './sms.js';
@@ -80,7 +81,8 @@ export class SmsOutcomes {
     this.forget(message.id);
     this.route.partsFor(message).forEach((part, i) => {
       if (acknowledged.has(i + 1)) return;
-      this.matcher.add({ id: message.id, part: i + 1, queue, oa, da, logText: ownBuffer(appLogText(part.text)) });
+      // What app_sms will log is the text it really sends, read from the file as it reads it.
+      this.matcher.add({ id: message.id, part: i + 1, queue, oa, da, logText: ownBuffer(appLogText(textAppSmsSends(part.text))) });
       this.inMatcher.add(message.id);
     });
   }
@@ -139,6 +141,41 @@ export class SmsOutcomes {
           renameSync(staged, file);
           renamed++;
           this.log.warn({ msgId: m.id, file, route: 'S' }, 'an SMS file staged before a crash was renamed into sms/mttx');
+        }
+      }
+    }
+  }
+
+  /**
+   * At start, after an upgrade (issue 15): sms-router used to write non-ASCII text on a
+   * `ud=` line, which app_sms mangles (SPEC §2). Such files of ours that app_sms has not taken yet
+   * are written again in smsq's form, in place (dot-file, rename), so the phone gets the text as
+   * it was meant and its YOS line matches. A call already reading one sends the old form; its log
+   * line then does not match and the message is retried as usual. Returns how many.
+   */
+  rewriteMisencoded(): number {
+    const { mttx } = this.config.spool;
+    let rewritten = 0;
+    let afterId = 0;
+    for (;;) {
+      const rows = this.journal.listByState('spooled', 500, afterId);
+      if (rows.length === 0) return rewritten;
+      afterId = rows[rows.length - 1]!.id;
+      for (const m of rows) {
+        if (m.route !== 'S') continue;
+        for (const file of this.filesOf(m)) {
+          let bytes: Buffer;
+          try {
+            bytes = readFileSync(file);
+          } catch {
+            continue; // taken by app_sms, or acknowledged
+          }
+          if (!appSmsMisreads(bytes)) continue;
+          const decoded = decodeSmsFile(bytes, { requireDa: false });
+          if (!decoded.ok) continue;
+          writeViaDotFile(mttx, path.basename(file), encodeSmsFile(decoded.message, 'smsq'), { fsync: this.config.spool.fsync });
+          rewritten++;
+          this.log.warn({ msgId: m.id, file, route: 'S' }, 'an SMS file with text app_sms would misread (ud= UTF-8, written before the upgrade) was written again as ud#/ud##');
         }
       }
     }

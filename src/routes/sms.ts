@@ -95,7 +95,7 @@ export class SmsRoute {
           udh: part.udh,
           dcs: part.dcs,
           text: part.text,
-        });
+        }, 'smsq'); // app_sms reads it: non-ASCII text only as ud#/ud## (SPEC §2)
         files.push(batch.add(`${queue}.${message.id}-${i + 1}`, file));
       });
       return { queue, files };

@@ -42,6 +42,13 @@ export interface DecodeOptions {
    * `oa`; with `requireDa: false` app_sms's own rule applies: oa or da.
    */
   requireDa?: boolean;
+  /**
+   * How a `ud=` line is read. `utf-8` (default): as app_sms writes it (morx,
+   * mtrx) and as it is meant. `app_sms`: as a real, optimised app_sms reads it
+   * (decodeAsBuiltAppSms): what a phone receives from a file in sms/mttx. Only
+   * the fake Asterisk and the log matcher's check of our own files use it.
+   */
+  udEquals?: 'utf-8' | 'app_sms';
 }
 
 export const DEFAULT_MAX_BYTES = 65536;
@@ -67,43 +74,49 @@ function fail(line: number, reason: string, code: 'SPOOL_PARSE' | 'SPOOL_TOO_LAR
 }
 
 /**
- * app_sms's utf8decode over a whole value: valid sequences decode, any byte
- * that does not start a valid sequence is taken as that byte's code point
- * (Latin-1), never an error. Like app_sms it accepts 3-byte surrogates
- * (that is how it writes them). A 4-byte sequence app_sms would cut to 16 bits;
- * we keep the real character and warn. Returns the text and app_sms's
- * character count (one per sequence).
+ * app_sms's utf8decode() of the one character that starts at b[i]: a valid
+ * sequence decodes, any byte that does not start one is taken as that byte's
+ * code point (Latin-1), never an error. Like app_sms it accepts 3-byte
+ * surrogates (that is how it writes them) and its overlong checks.
+ */
+function utf8decodeAt(b: Uint8Array, i: number): { value: number; len: number } {
+  const at = (k: number): number => b[k] ?? 0; // C reads the NUL terminator past the end
+  const cont = (k: number): boolean => (at(k) & 0xc0) === 0x80;
+  const c = at(i);
+  if (c < 0xc0) return { value: c, len: 1 };
+  if (c < 0xe0) return c >= 0xc2 && cont(i + 1) ? { value: ((c & 0x1f) << 6) | (at(i + 1) & 0x3f), len: 2 } : { value: c, len: 1 };
+  if (c < 0xf0) {
+    if (!(c === 0xe0 && at(i + 1) < 0xa0) && cont(i + 1) && cont(i + 2)) {
+      return { value: ((c & 0x0f) << 12) | ((at(i + 1) & 0x3f) << 6) | (at(i + 2) & 0x3f), len: 3 };
+    }
+    return { value: c, len: 1 };
+  }
+  if (c >= 0xfe) return { value: c, len: 1 };
+  // 4-, 5- and 6-byte forms, with app_sms's overlong checks.
+  const len = c < 0xf8 ? 4 : c < 0xfc ? 5 : 6;
+  const minSecond = [0x90, 0x88, 0x84][len - 4]!;
+  const lead = [0xf0, 0xf8, 0xfc][len - 4]!;
+  let ok = !(c === lead && at(i + 1) < minSecond);
+  for (let k = 1; k < len && ok; k++) ok = cont(i + k);
+  if (!ok) return { value: c, len: 1 };
+  let value = c & (0x7f >> len);
+  for (let k = 1; k < len; k++) value = value * 64 + (at(i + k) & 0x3f);
+  return { value, len };
+}
+
+/**
+ * app_sms's utf8decode over a whole value, as app_sms means it (and as it
+ * reads a file compiled without optimisation): one character per sequence. A
+ * 4-byte sequence app_sms would cut to 16 bits; we keep the real character
+ * and warn. Returns the text and app_sms's character count.
  */
 function decodeLenientUtf8(b: Uint8Array, warn: (w: string) => void): { text: string; count: number } {
-  const at = (i: number): number => b[i] ?? 0; // C reads the NUL terminator past the end
-  const cont = (i: number): boolean => (at(i) & 0xc0) === 0x80;
   let text = '';
   let count = 0;
   let invalid = 0;
   for (let i = 0; i < b.length; count++) {
-    const c = at(i);
-    let value = c;
-    let len = 1;
-    if (c < 0xc0) len = 1;
-    else if (c < 0xe0) {
-      if (c >= 0xc2 && cont(i + 1)) [value, len] = [((c & 0x1f) << 6) | (at(i + 1) & 0x3f), 2];
-    } else if (c < 0xf0) {
-      if (!(c === 0xe0 && at(i + 1) < 0xa0) && cont(i + 1) && cont(i + 2)) {
-        [value, len] = [((c & 0x0f) << 12) | ((at(i + 1) & 0x3f) << 6) | (at(i + 2) & 0x3f), 3];
-      }
-    } else if (c < 0xfe) {
-      // 4-, 5- and 6-byte forms, with app_sms's overlong checks.
-      len = c < 0xf8 ? 4 : c < 0xfc ? 5 : 6;
-      const minSecond = [0x90, 0x88, 0x84][len - 4]!;
-      const lead = [0xf0, 0xf8, 0xfc][len - 4]!;
-      let ok = !(c === lead && at(i + 1) < minSecond);
-      for (let k = 1; k < len && ok; k++) ok = cont(i + k);
-      if (ok) {
-        value = c & (0x7f >> len);
-        for (let k = 1; k < len; k++) value = value * 64 + (at(i + k) & 0x3f);
-      } else len = 1;
-    }
-    if (len === 1 && c >= 0x80) invalid++;
+    const { value, len } = utf8decodeAt(b, i);
+    if (len === 1 && value >= 0x80) invalid++;
     if (len >= 4 && value <= 0x10ffff) {
       warn(`character ${u(value)} is outside the BMP: app_sms would keep only ${u(value & 0xffff)}`);
       text += String.fromCodePoint(value);
@@ -117,6 +130,21 @@ function decodeLenientUtf8(b: Uint8Array, warn: (w: string) => void): { text: st
   }
   if (invalid > 0) warn(`${invalid} byte(s) of ud= are not valid UTF-8 and were read as Latin-1, like app_sms`);
   return { text, count };
+}
+
+/**
+ * A `ud=` value as a real, optimised Asterisk 20 app_sms reads it (measured on
+ * branch 20 @ 516d2c60ac, SPEC §2): sms_readfile() decodes through
+ * `void *pp = &p`, and with -O3 (strict aliasing) the pointer advance made
+ * inside utf8decode() is lost, so every byte position starts a character:
+ * ASCII survives, and each UTF-8 continuation byte comes back as a Latin-1/C1
+ * character of its own (ż C5 BC -> ż U+00BC, € E2 82 AC -> € U+0082 U+00AC).
+ * At most 160 units, each cut to 16 bits (h->ud is unsigned short).
+ */
+function decodeAsBuiltAppSms(b: Uint8Array): { text: string; count: number } {
+  const units: number[] = [];
+  for (let i = 0; i < b.length && units.length < MAX_TEXT_UNITS; i++) units.push(utf8decodeAt(b, i).value & 0xffff);
+  return { text: String.fromCharCode(...units), count: units.length };
 }
 
 /** Strict hex: even length, hex digits only; the caller checks the unit size. */
@@ -178,7 +206,7 @@ export function decodeSmsFile(bytes: Uint8Array, options: DecodeOptions = {}): D
       const value = line.subarray(i + 1);
       if (key === 'ud') {
         // Verbatim after '=': leading spaces are part of the text.
-        const { text, count } = decodeLenientUtf8(value, warn);
+        const { text, count } = options.udEquals === 'app_sms' ? decodeAsBuiltAppSms(value) : decodeLenientUtf8(value, warn);
         if (count > MAX_TEXT_UNITS) warn(`text is ${count} characters; app_sms reads only the first ${MAX_TEXT_UNITS}`);
         message.text = text;
         continue;
@@ -274,16 +302,29 @@ const hexOf = (v: number, digits: number): string => v.toString(16).toUpperCase(
 const lineSafe = (s: string, max: number): string => s.replace(/[^\x20-\x7e]/g, '').slice(0, max);
 
 /**
- * Writes a spool file the way app_sms's sms_writefile does, in its key order:
- * oa, da, udh#, [;]ud=, [ud#|ud##], scts, pid, dcs, vp, srr, mr, rp. Refuses
- * nothing; values are validated elsewhere. What it guarantees is that no value
- * can inject a line: oa/da are written as app_sms would read them (leading
- * '+', digits), udh as uppercase hex, scts as printable ASCII, and text with
- * control characters only through ud#/ud## (app_sms's own rule). Text beyond
- * 160 units is not written: app_sms would not read it, and it keeps every line
- * far below fgets' 999 bytes.
+ * How the text of a file we write is put on its lines:
+ * - `smsq`: for a file app_sms will READ (sms/mttx; motx when a test plays a
+ *   phone). As Asterisk's smsq writes it: `ud=` only when every character is
+ *   printable ASCII (0x20-0x7E), `ud#` when every one is below U+0100, else
+ *   `ud##`. app_sms's reader mangles multi-byte UTF-8 on a `ud=` line
+ *   (decodeAsBuiltAppSms), so non-ASCII text must never travel that way.
+ * - `app_sms`: the form app_sms itself WRITES (sms/morx, sms/mtrx), read only
+ *   by us: `ud=` as UTF-8, and with control characters a human-readable `;ud=`
+ *   comment (each control a raw 0xBF) followed by `ud#`/`ud##`.
  */
-export function encodeSmsFile(message: SmsFields): Buffer {
+export type SmsFileForm = 'smsq' | 'app_sms';
+
+/**
+ * Writes a spool file in app_sms's key order: oa, da, udh#, [;]ud=,
+ * [ud#|ud##], scts, pid, dcs, vp, srr, mr, rp, with the text in the given
+ * form (see SmsFileForm). Refuses nothing; values are validated elsewhere.
+ * What it guarantees is that no value can inject a line: oa/da are written as
+ * app_sms would read them (leading '+', digits), udh as uppercase hex, scts as
+ * printable ASCII, and text with control characters only through ud#/ud##.
+ * Text beyond 160 units is not written: app_sms would not read it, and it
+ * keeps every line far below fgets' 999 bytes.
+ */
+export function encodeSmsFile(message: SmsFields, form: SmsFileForm): Buffer {
   const out: number[] = [];
   const line = (s: string): void => {
     ascii(out, s);
@@ -302,18 +343,24 @@ export function encodeSmsFile(message: SmsFields): Buffer {
   const text = message.text.slice(0, MAX_TEXT_UNITS);
   if (text.length > 0) {
     const units = Array.from({ length: text.length }, (_, i) => text.charCodeAt(i));
-    const control = units.some((v) => v < 0x20);
-    // With control characters the ud= line is only a human-readable comment (each one a raw 0xBF).
-    if (control) out.push(0x3b);
-    ascii(out, 'ud=');
-    for (const v of units) {
-      if (v < 0x20) out.push(0xbf);
-      else pushUnitUtf8(out, v);
-    }
-    out.push(0x0a);
-    if (control) {
+    const hex = (): void => {
       if (units.every((v) => v < 0x100)) line(`ud#${units.map((v) => hexOf(v, 2)).join('')}`);
       else line(`ud##${units.map((v) => hexOf(v, 4)).join('')}`);
+    };
+    if (form === 'smsq') {
+      if (units.every((v) => v >= 0x20 && v < 0x7f)) line(`ud=${text}`);
+      else hex();
+    } else {
+      const control = units.some((v) => v < 0x20);
+      // With control characters the ud= line is only a human-readable comment (each one a raw 0xBF).
+      if (control) out.push(0x3b);
+      ascii(out, 'ud=');
+      for (const v of units) {
+        if (v < 0x20) out.push(0xbf);
+        else pushUnitUtf8(out, v);
+      }
+      out.push(0x0a);
+      if (control) hex();
     }
   }
   const int = (v: number | undefined): string | undefined =>
@@ -351,6 +398,29 @@ export function appLogText(text: string): Buffer {
     else out.push(v & 0xff);
   }
   return Buffer.from(out);
+}
+
+/**
+ * The text a real app_sms sends for a file we write (encodeSmsFile in the
+ * `smsq` form), read back as it reads it. With that form it is the text
+ * itself (cut to 160 units); the log matcher computes it through the file all
+ * the same, so that what it expects in app_sms's log is what app_sms will
+ * really log, whatever the writer does.
+ */
+export function textAppSmsSends(text: string): string {
+  const decoded = decodeSmsFile(encodeSmsFile({ oa: '0', text }, 'smsq'), { requireDa: false, udEquals: 'app_sms' });
+  return decoded.ok ? decoded.message.text : text.slice(0, MAX_TEXT_UNITS);
+}
+
+/**
+ * Whether a real app_sms would read this file's text otherwise than it is
+ * written: non-ASCII UTF-8 on a winning `ud=` line (decodeAsBuiltAppSms).
+ * Files sms-router wrote before it followed smsq's rule look like that.
+ */
+export function appSmsMisreads(bytes: Uint8Array): boolean {
+  const meant = decodeSmsFile(bytes, { requireDa: false });
+  const read = decodeSmsFile(bytes, { requireDa: false, udEquals: 'app_sms' });
+  return meant.ok && read.ok && meant.message.text.slice(0, MAX_TEXT_UNITS) !== read.message.text;
 }
 
 /** The header fields of a decoded file with the absent ones as null (how the journal and `decode` show them). */

@@ -7,8 +7,10 @@
  *   file stays there until the call is over, then gets `StartRetry:` and
  *   `Status: Completed` appended and is renamed into outgoing_done/.
  * - app_sms for S (`Application: SMS`, `Data: QUEUE,s`): reads and deletes
- *   every `sms/mttx/QUEUE.*` file, as app_sms does before sending, and appends
- *   a YOS line for each to its log ([sms] app_log), in app_sms's low-byte form.
+ *   every `sms/mttx/QUEUE.*` file, as app_sms does before sending, reading it
+ *   as the real one does (test/fakes/app-sms.ts: `ud=` byte by byte), and
+ *   appends a YOS line for each to its log ([sms] app_log), in app_sms's
+ *   low-byte form of the text it really sent.
  * - the answered F/V call (`Application: AGI`, `Data: agi://…/fax/ID`): a
  *   FastAGI session to the daemon (test/fakes/agi-client.ts) that answers
  *   every command successfully: SendFAX of a TIFF that exists, FAXSTATUS
@@ -40,7 +42,7 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renam
 import path from 'node:path';
 import type { Config } from '../../src/config.js';
 import { parseCallFile } from '../../src/asterisk/call-file.js';
-import { appLogText, decodeSmsFile } from '../../src/spool/sms-file.js';
+import { appSmsLogLine, phoneReceives } from './app-sms.js';
 import { readTiffPages } from '../../src/render/tiff-tags.js';
 import { connectFakeAgi, type AgiAnswer, type ReceivedCommand } from './agi-client.js';
 
@@ -193,54 +195,28 @@ export class FakeAsterisk {
       } catch {
         continue;
       }
-      const decoded = decodeSmsFile(bytes);
+      const decoded = phoneReceives(bytes);
       if (!decoded.ok) throw new Error(`fake Asterisk: unreadable mttx file ${name}: ${decoded.error.message}`);
       const m = /^[^.]+\.(\d+)-(\d+)$/.exec(name);
       const { oa = '', da = '', text } = decoded.message;
       this.mttx.push({ name, queue, id: m ? Number(m[1]) : NaN, part: m ? Number(m[2]) : NaN, oa, da, text, run: this.run });
       const time = new Date(Date.UTC(2026, 10, 22, 4, 0, 0) + ++this.logSeq * 1000).toISOString().slice(0, 19);
-      appendFileSync(
-        this.options.config.sms.appLog,
-        Buffer.concat([Buffer.from(`${time} YOS ${queue} ${oa || '-'} ${da || '-'} `), appLogText(text), Buffer.from('\n')]),
-      );
+      appendFileSync(this.options.config.sms.appLog, appSmsLogLine(time, 'Y', queue, oa, da, text));
     }
   }
 
   private async runCallSession(letter: 'F' | 'V', id: number, callFile: string, script: string, keeperKey: string | undefined): Promise<void> {
     const record: CallSessionRecord = { letter, id, callFile, executed: false, asked: false, outcomeRead: false, connected: false, done: false, run: this.run };
     this.sessions.push(record);
+    const channel = { executed: false, dead: false };
+    const world = { exists: existsSync, faxPages: () => this.faxPages(id) };
     const answers = (cmd: ReceivedCommand): AgiAnswer => {
-      const [verb, second, arg] = cmd.argv;
-      if (verb === 'EXEC' && second === 'SendFAX') {
-        record.asked = true;
-        if (!existsSync(arg!)) return ['200 result=-1'];
-        record.executed = true;
-        return ['200 result=-1', 'HANGUP'];
-      }
-      if (verb === 'EXEC' && second === 'Playback') {
-        record.asked = true;
-        if (!existsSync(`${arg!}.wav`)) return ['200 result=-1'];
-        record.executed = true;
-        return ['200 result=0'];
-      }
-      if (verb === 'GET' && second === 'VARIABLE') {
-        switch (arg) {
-          case 'FAXSTATUS':
-          case 'PLAYBACKSTATUS':
-            record.outcomeRead = true;
-            return [record.executed ? '200 result=1 (SUCCESS)' : '200 result=1 (FAILED)'];
-          case 'FAXPAGES':
-            return [`200 result=1 (${this.faxPages(id)})`];
-          case 'FAXERROR':
-            return ['200 result=1 (HANGUP)'];
-          case 'FAXBITRATE':
-            return ['200 result=1 (14400)'];
-        }
-        return ['200 result=0'];
-      }
-      if (verb === 'STREAM') return ['200 result=0 endpos=8000'];
-      if (verb === 'HANGUP') return ['200 result=1', 'HANGUP'];
-      return ['200 result=1'];
+      const [verb, second] = cmd.argv;
+      if (verb === 'EXEC' && (second === 'SendFAX' || second === 'Playback')) record.asked = true;
+      const answer = answerCallCommand(cmd.argv, channel, world);
+      record.executed = channel.executed;
+      if (cmd.argv[0] === 'GET' && (cmd.argv[2] === 'FAXSTATUS' || cmd.argv[2] === 'PLAYBACKSTATUS')) record.outcomeRead = true;
+      return answer;
     };
     try {
       const client = await connectFakeAgi({ port: this.options.agiPort, script, answers, env: { agi_channel: `PJSIP/fake-${id}`, agi_uniqueid: `${callFile}` } });
@@ -270,18 +246,21 @@ export class FakeAsterisk {
 
   /** One inbound MESSAGE, retried (same uniqueid) until a session tells the dialplan MSG_CHAN_OPT. */
   private async deliverInbound(message: SipInbound): Promise<void> {
-    const b64 = Buffer.from(message.body, 'utf8').toString('base64');
-    const answers: Record<string, AgiAnswer> = {
-      'GET FULL VARIABLE ${MESSAGE(from)}': [`200 result=1 (<sip:${message.from}@127.0.0.1:5098>)`],
-      'GET FULL VARIABLE ${MESSAGE(to)}': [`200 result=1 (sip:${message.to}@127.0.0.1:5070)`],
-      'GET FULL VARIABLE ${BASE64_ENCODE(${MESSAGE(body)})}': [`200 result=1 (${b64})`],
-    };
+    const answers = inboundMessageAnswers(message);
     for (let attempt = 1; ; attempt++) {
       try {
         const client = await connectFakeAgi({
           port: this.options.agiPort,
           script: 'message',
-          env: { agi_extension: message.to, agi_uniqueid: message.uniqueid, agi_channel: 'Message/ast_msg_queue' },
+          env: {
+            agi_channel: 'Message/ast_msg_queue',
+            agi_type: 'Message',
+            agi_uniqueid: message.uniqueid,
+            agi_callerid: 'unknown',
+            agi_calleridname: 'unknown',
+            agi_context: 'sip-messages',
+            agi_extension: message.to,
+          },
           answers,
         });
         await client.closed;
@@ -309,6 +288,77 @@ export class FakeAsterisk {
     this.taken.delete(name);
     this.archived.push(name);
   }
+}
+
+/** What the channel of an answered F/V call has been through, as far as its FastAGI session goes. */
+export interface CallChannelState {
+  /** SendFAX of a TIFF that exists, or Playback of a WAV that exists, ran: the recipient got it. */
+  executed: boolean;
+  /** The far end hung up: the session is dead AGI from here. */
+  dead: boolean;
+}
+
+/**
+ * How Asterisk 20 answers the daemon's commands on an answered F/V call whose
+ * far end takes the fax or hears the message, as recorded on the lab
+ * (spool-fixtures/lab/run/fastagi_sendfax.txt, fastagi_playback.txt; checked
+ * by test/unit/lab-recordings.test.ts):
+ *  - SendFAX: `200 result=-1` and an unsolicited `HANGUP` (the receiver hangs
+ *    up at the end of a good fax); FAXSTATUS SUCCESS, FAXERROR HANGUP,
+ *    FAXPAGES the TIFF's pages, FAXBITRATE 14400, still readable when dead;
+ *  - Playback: `200 result=0`, PLAYBACKSTATUS SUCCESS;
+ *  - HANGUP: `200 result=1` on a live channel, `511 Command Not Permitted on
+ *    a dead channel or intercept routine` on a dead one;
+ *  - SET VARIABLE and the rest: `200 result=1`; an unset variable `200 result=0`.
+ */
+export function answerCallCommand(argv: readonly string[], channel: CallChannelState, world: { exists(file: string): boolean; faxPages(): number }): AgiAnswer {
+  const [verb, second, arg] = argv;
+  if (verb === 'EXEC' && second === 'SendFAX') {
+    if (!world.exists(arg!)) return ['200 result=-1'];
+    channel.executed = true;
+    channel.dead = true;
+    return ['200 result=-1', 'HANGUP'];
+  }
+  if (verb === 'EXEC' && second === 'Playback') {
+    if (!world.exists(`${arg!}.wav`)) return ['200 result=-1'];
+    channel.executed = true;
+    return ['200 result=0'];
+  }
+  if (verb === 'GET' && second === 'VARIABLE') {
+    switch (arg) {
+      case 'FAXSTATUS':
+      case 'PLAYBACKSTATUS':
+        return [channel.executed ? '200 result=1 (SUCCESS)' : '200 result=1 (FAILED)'];
+      case 'FAXPAGES':
+        return [`200 result=1 (${world.faxPages()})`];
+      case 'FAXERROR':
+        return ['200 result=1 (HANGUP)'];
+      case 'FAXBITRATE':
+        return ['200 result=1 (14400)'];
+    }
+    return ['200 result=0'];
+  }
+  if (verb === 'STREAM') return ['200 result=0 endpos=8000'];
+  if (verb === 'HANGUP') {
+    if (channel.dead) return ['511 Command Not Permitted on a dead channel or intercept routine'];
+    channel.dead = true;
+    return ['200 result=1'];
+  }
+  return ['200 result=1'];
+}
+
+/**
+ * How Asterisk 20 answers the daemon's reads of an inbound SIP MESSAGE in the
+ * message context (chan_sip, recorded on the lab: spool-fixtures/lab/run/
+ * fastagi_message.txt): MESSAGE(from) with the display name chan_sip puts
+ * there, MESSAGE(to) with Asterisk's own address, the body base64-encoded.
+ */
+export function inboundMessageAnswers(message: { from: string; to: string; body: string }): Record<string, AgiAnswer> {
+  return {
+    'GET FULL VARIABLE ${MESSAGE(from)}': [`200 result=1 ("${message.from}" <sip:${message.from}@127.0.0.1>)`],
+    'GET FULL VARIABLE ${MESSAGE(to)}': [`200 result=1 (sip:${message.to}@127.0.0.1:5060)`],
+    'GET FULL VARIABLE ${BASE64_ENCODE(${MESSAGE(body)})}': [`200 result=1 (${Buffer.from(message.body, 'utf8').toString('base64')})`],
+  };
 }
 
 /** SMSR_CALL, when the call file also pushes a hangup handler (the outcome keeper's lines). */

@@ -85,12 +85,20 @@ function decodeChecked(bytes: Uint8Array, options: DecodeOptions = {}): ReturnTy
   if (r.message.udh !== undefined) assert.match(r.message.udh, /^(?:[0-9A-F]{2})*$/);
   if (r.message.scts !== undefined) assert.match(r.message.scts, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/);
 
-  // Re-encode: the file we would write means the same message to app_sms and to us.
-  const encoded = encodeSmsFile(r.message);
-  const again = decodeSmsFile(encoded, { requireDa });
-  if (!again.ok) assert.fail(`re-encoded message does not decode: ${again.error.message}\n${JSON.stringify(encoded.toString('latin1'))}`);
-  assert.deepStrictEqual(again.message, normalise(r.message), 'decode(encode(m)) is m, minus the documented omissions');
-  assert.deepEqual(encodeSmsFile(again.message), encoded, 'encode(decode(encode(m))) is a fixed point');
+  // Re-encode, in both forms: the file we would write means the same message to us, and in the
+  // smsq form (the one app_sms reads) also to a real app_sms, which mangles UTF-8 on a ud= line.
+  for (const form of ['app_sms', 'smsq'] as const) {
+    const encoded = encodeSmsFile(r.message, form);
+    const again = decodeSmsFile(encoded, { requireDa });
+    if (!again.ok) assert.fail(`re-encoded message (${form}) does not decode: ${again.error.message}\n${JSON.stringify(encoded.toString('latin1'))}`);
+    assert.deepStrictEqual(again.message, normalise(r.message), `decode(encode(m, ${form})) is m, minus the documented omissions`);
+    assert.deepEqual(encodeSmsFile(again.message, form), encoded, `encode(decode(encode(m, ${form}))) is a fixed point`);
+    if (form === 'smsq') {
+      const asAppSms = decodeSmsFile(encoded, { requireDa, udEquals: 'app_sms' });
+      assert.ok(asAppSms.ok);
+      assert.deepStrictEqual(asAppSms.message, again.message, 'a real app_sms reads the smsq form as we meant it');
+    }
+  }
   return r;
 }
 
@@ -276,9 +284,11 @@ test(`spool codec: generated messages survive encode -> decode (unicode, control
   check(
     [message],
     (m) => {
-      const r = decodeChecked(encodeSmsFile(m));
-      assert.ok(r.ok, r.ok ? '' : r.error.message);
-      assert.deepStrictEqual(r.message, normalise(m));
+      for (const form of ['app_sms', 'smsq'] as const) {
+        const r = decodeChecked(encodeSmsFile(m, form));
+        assert.ok(r.ok, r.ok ? '' : r.error.message);
+        assert.deepStrictEqual(r.message, normalise(m));
+      }
     },
     20000,
   );

@@ -13,7 +13,7 @@ import type { Daemon } from '../../src/daemon.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { answer, faxAnswers, played, takeCall } from '../helpers/calls.js';
 import { writeMorx } from '../../src/cli/send.js';
-import { decodeSmsFile } from '../../src/spool/sms-file.js';
+import { phoneReceivesFile } from '../fakes/app-sms.js';
 
 const TOML = `[fax]\nretry_delay = 1\nmax_attempts = 3\nretry_backoff = 1\ncaller_id = "Fax <1000>"\n[voice]\nretry_delay = 1\nmax_attempts = 2\nretry_backoff = 1\nrepeats = 2\n`;
 
@@ -36,7 +36,7 @@ function state(daemon: Daemon, id = 1) {
 
 function notices(tree: SpoolTree) {
   return visibleFiles(tree.mttx).map((n) => {
-    const r = decodeSmsFile(readFileSync(path.join(tree.mttx, n)));
+    const r = phoneReceivesFile(path.join(tree.mttx, n));
     assert.ok(r.ok);
     return r.message.text;
   });

@@ -14,7 +14,7 @@ import type { Daemon } from '../../src/daemon.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { newMessage } from '../../src/journal/journal.js';
 import { writeMorx } from '../../src/cli/send.js';
-import { decodeSmsFile } from '../../src/spool/sms-file.js';
+import { phoneReceivesFile } from '../fakes/app-sms.js';
 
 function scripts() {
   const dir = mkdtempSync(path.join(tmpdir(), 'smsr-cmd-'));
@@ -38,7 +38,7 @@ async function start(tree: SpoolTree) {
 function replies(tree: SpoolTree) {
   return visibleFiles(tree.mttx)
     .map((n) => {
-      const r = decodeSmsFile(readFileSync(path.join(tree.mttx, n)));
+      const r = phoneReceivesFile(path.join(tree.mttx, n));
       assert.ok(r.ok);
       return { id: Number(n.split('.')[1]!.split('-')[0]), oa: r.message.oa, da: r.message.da, text: r.message.text, udh: r.message.udh };
     })

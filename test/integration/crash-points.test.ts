@@ -34,7 +34,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from '../helpers/ports.js';
 import Database from 'better-sqlite3';
 import { makeSpoolTree, spawnCli, visibleFiles, waitUntil, type Spawned } from '../helpers/spool-tree.js';
 import { FakeAmiServer } from '../fakes/ami-server.js';
@@ -49,14 +49,6 @@ const SEED = 20261010;
 const RANDOM_KILLS = 14;
 const HITS = [1, 2, 3];
 
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 const S_PHONES = Array.from({ length: 8 }, (_, i) => `20${String(i + 1).padStart(2, '0')}`);
 const FAXES = ['3001', '3002'];

@@ -13,7 +13,7 @@ import { makeSpoolTree, spawnCli, runCli, visibleFiles } from '../helpers/spool-
 import { openDatabase } from '../../src/journal/store.js';
 import { RecipientDirectory } from '../../src/directory/recipients.js';
 import { writeMorx } from '../../src/cli/send.js';
-import { decodeSmsFile } from '../../src/spool/sms-file.js';
+import { phoneReceivesFile } from '../fakes/app-sms.js';
 import { mulberry32 } from '../helpers/random.js';
 
 const TOTAL = 1000;
@@ -81,7 +81,7 @@ test(`SIGKILL at 10+ points while draining ${TOTAL} messages loses and duplicate
     assert.deepEqual(visibleFiles(tree.morx), []);
     const seen = new Map<string, number>();
     for (const name of visibleFiles(tree.mttx)) {
-      const r = decodeSmsFile(readFileSync(path.join(tree.mttx, name)));
+      const r = phoneReceivesFile(path.join(tree.mttx, name));
       assert.ok(r.ok);
       seen.set(r.message.text, (seen.get(r.message.text) ?? 0) + 1);
     }

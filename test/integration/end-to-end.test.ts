@@ -12,7 +12,7 @@ import { makeSpoolTree, spawnCli, runCli, visibleFiles, waitUntil } from '../hel
 import { openDatabase } from '../../src/journal/store.js';
 import { RecipientDirectory } from '../../src/directory/recipients.js';
 import { writeMorx } from '../../src/cli/send.js';
-import { decodeSmsFile } from '../../src/spool/sms-file.js';
+import { phoneReceivesFile } from '../fakes/app-sms.js';
 import { parseCallFile } from '../../src/asterisk/call-file.js';
 
 const RECIPIENTS = Array.from({ length: 10 }, (_, i) => `20${String(i).padStart(2, '0')}`);
@@ -78,7 +78,7 @@ test('400 messages (200 backlog, 200 via `send` while running) reach mttx exactl
     const seen = new Map<string, number>();
     for (const name of visibleFiles(tree.mttx)) {
       const queue = name.slice(0, name.indexOf('.'));
-      const r = decodeSmsFile(readFileSync(path.join(tree.mttx, name)));
+      const r = phoneReceivesFile(path.join(tree.mttx, name));
       assert.ok(r.ok, `mttx/${name} must decode`);
       const m = r.message;
       const want = expected.get(m.text);

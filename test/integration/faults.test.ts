@@ -22,7 +22,8 @@ import { connectFakeAgi } from '../fakes/agi-client.js';
 import { openDatabase } from '../../src/journal/store.js';
 import { RecipientDirectory } from '../../src/directory/recipients.js';
 import { writeMorx } from '../../src/cli/send.js';
-import { decodeSmsFile, encodeSmsFile } from '../../src/spool/sms-file.js';
+import { encodeSmsFile } from '../../src/spool/sms-file.js';
+import { phoneReceivesFile } from '../fakes/app-sms.js';
 
 const FS_FAULTS = fileURLToPath(new URL('../fakes/fs-faults.js', import.meta.url));
 
@@ -79,7 +80,7 @@ function states(tree: SpoolTree): Record<string, number> {
 function mttxTexts(tree: SpoolTree): string[] {
   return visibleFiles(tree.mttx)
     .map((n) => {
-      const r = decodeSmsFile(readFileSync(path.join(tree.mttx, n)));
+      const r = phoneReceivesFile(path.join(tree.mttx, n));
       assert.ok(r.ok, n);
       return r.message.text;
     })
@@ -388,7 +389,7 @@ test('a morx file that grows after it appeared (written in place, with pauses) i
     daemon.directory.add({ number: '2001', service: 'S', channel: 'DAHDI/1' });
     daemon.directory.add({ number: '2002', service: 'S', channel: 'DAHDI/2' });
     // app_sms renames a finished dot-file in; a writer that does not (a copy, a script) shows the file half-written.
-    const whole = encodeSmsFile({ oa: '2002', da: '2001', text: 'a message written slowly, line by line, by something that is not app_sms' });
+    const whole = encodeSmsFile({ oa: '2002', da: '2001', text: 'a message written slowly, line by line, by something that is not app_sms' }, 'app_sms');
     const cuts = [6, 12, 40, whole.length];
     const file = path.join(tree.morx, '2002.2026-11-22T04:00:00-0');
     let from = 0;

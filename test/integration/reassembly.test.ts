@@ -9,7 +9,8 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { makeSpoolTree, visibleFiles, waitUntil, type SpoolTree } from '../helpers/spool-tree.js';
 import { startDaemon } from '../helpers/daemon.js';
-import { decodeSmsFile, encodeSmsFile } from '../../src/spool/sms-file.js';
+import { encodeSmsFile } from '../../src/spool/sms-file.js';
+import { phoneReceivesFile } from '../fakes/app-sms.js';
 import { splitMessage, joinParts } from '../../src/spool/encoding.js';
 
 const GSM = 'Three parts of plain GSM text. '.repeat(12).trim(); // > 2 × 153 septets
@@ -20,7 +21,7 @@ function phoneSends(tree: SpoolTree, from: string, to: string, text: string, ref
   const parts = splitMessage(text, { reference, referenceBits: bits });
   order.forEach((i, k) => {
     const p = parts[i]!;
-    writeFileSync(path.join(tree.morx, `.${from}.x-${to}-${reference}-${k}`), encodeSmsFile({ oa: from, da: to, udh: p.udh, text: p.text, dcs: p.dcs, scts: '2026-11-22T04:16:58' }));
+    writeFileSync(path.join(tree.morx, `.${from}.x-${to}-${reference}-${k}`), encodeSmsFile({ oa: from, da: to, udh: p.udh, text: p.text, dcs: p.dcs, scts: '2026-11-22T04:16:58' }, 'app_sms'));
     // renamed in, as app_sms does, so the daemon never sees half a file
     renameSync(path.join(tree.morx, `.${from}.x-${to}-${reference}-${k}`), path.join(tree.morx, `${from}.2026-11-22T04:16:58-${to}${reference}${k}`));
   });
@@ -61,7 +62,7 @@ test('a three-part GSM and a two-part UCS-2 message, out of order with a duplica
     assert.equal(details.filter((d) => d.duplicateOf !== undefined).length, 2);
     // To the phone: each re-split, joining back to its original; to the fax: one call per text.
     await waitUntil(() => visibleFiles(tree.mttx).length >= 5, 15_000, 'mttx parts');
-    const sent = visibleFiles(tree.mttx).map((n) => ({ id: n.split('.')[1]!.split('-')[0], r: decodeSmsFile(readFileSync(path.join(tree.mttx, n))) }));
+    const sent = visibleFiles(tree.mttx).map((n) => ({ id: n.split('.')[1]!.split('-')[0], r: phoneReceivesFile(path.join(tree.mttx, n)) }));
     const byMessage = new Map<string, Array<{ udh?: string; text: string }>>();
     for (const { id, r } of sent) {
       assert.ok(r.ok);

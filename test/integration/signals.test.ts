@@ -14,7 +14,7 @@ import { makeSpoolTree, spawnCli, visibleFiles, waitUntil } from '../helpers/spo
 import { openDatabase } from '../../src/journal/store.js';
 import { RecipientDirectory } from '../../src/directory/recipients.js';
 import { writeMorx } from '../../src/cli/send.js';
-import { decodeSmsFile } from '../../src/spool/sms-file.js';
+import { phoneReceivesFile } from '../fakes/app-sms.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -92,7 +92,7 @@ test('SIGHUP applies new notice texts and log level, names what needs a restart,
     // The new notice text is used, and debug lines now appear.
     writeMorx(tree.morx, { from: '2001', to: '7777', text: 'to nobody' }, false);
     await waitUntil(() => visibleFiles(tree.mttx).length === 1, 20_000, 'the notice in mttx');
-    const notice = decodeSmsFile(readFileSync(path.join(tree.mttx, visibleFiles(tree.mttx)[0]!)));
+    const notice = phoneReceivesFile(path.join(tree.mttx, visibleFiles(tree.mttx)[0]!));
     assert.ok(notice.ok);
     assert.equal(notice.message.text, 'NEW: 7777 is unknown');
     assert.ok(logLines().some((l) => l.includes('"level":"debug"')), 'the new log level is in force');

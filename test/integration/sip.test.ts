@@ -14,7 +14,7 @@ import type { Daemon } from '../../src/daemon.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { newMessage } from '../../src/journal/journal.js';
 import { writeMorx } from '../../src/cli/send.js';
-import { decodeSmsFile } from '../../src/spool/sms-file.js';
+import { phoneReceivesFile } from '../fakes/app-sms.js';
 
 function amiToml(fake: FakeAmiServer | { port: number }) {
   return `[ami]\nenabled = true\nhost = "127.0.0.1"\nport = ${fake.port}\nusername = "labami"\nsecret = "labsecret123"\naction_timeout = 5\n[sip]\ndomain = "pbx.example"\n`;
@@ -34,7 +34,7 @@ function rows(daemon: Daemon) {
 
 function mttxTexts(tree: SpoolTree) {
   return visibleFiles(tree.mttx).map((n) => {
-    const r = decodeSmsFile(readFileSync(path.join(tree.mttx, n)));
+    const r = phoneReceivesFile(path.join(tree.mttx, n));
     assert.ok(r.ok);
     return { queue: n.split('.')[0], oa: r.message.oa, text: r.message.text };
   });
@@ -193,7 +193,7 @@ test('inbound SIP: to an S phone it arrives in mttx; to an unknown number the so
     const parts = mttxTexts(tree);
     assert.ok(parts.every((p) => p.queue === '2001' && p.oa === '1002'));
     const joined = visibleFiles(tree.mttx)
-      .map((n) => decodeSmsFile(readFileSync(path.join(tree.mttx, n))))
+      .map((n) => phoneReceivesFile(path.join(tree.mttx, n)))
       .map((r) => (r.ok ? r.message : undefined)!)
       .sort((a, b) => a.udh!.localeCompare(b.udh!))
       .map((m) => m.text)

@@ -11,7 +11,7 @@ import { makeSpoolTree, visibleFiles, waitUntil, type SpoolTree } from '../helpe
 import type { Daemon } from '../../src/daemon.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { writeMorx } from '../../src/cli/send.js';
-import { appLogText, decodeSmsFile } from '../../src/spool/sms-file.js';
+import { phoneReceivesFile, appSmsLogLine } from '../fakes/app-sms.js';
 
 const TOML = `[sms]\napp_log = "log/sms"\nretry_delay = 1\nretry_backoff = 1\nmax_attempts = 2\n`;
 
@@ -35,11 +35,11 @@ function asteriskRuns(tree: SpoolTree, queue: string, status: 'Completed' | 'Exp
   if (status === 'Completed') {
     for (const name of visibleFiles(tree.mttx).filter((n) => n.startsWith(`${queue}.`))) {
       const file = path.join(tree.mttx, name);
-      const m = decodeSmsFile(readFileSync(file));
+      const m = phoneReceivesFile(file);
       rmSync(file); // app_sms unlinks before it sends
       assert.ok(m.ok);
       if (answer !== 'none') {
-        appendFileSync(logFile, Buffer.concat([Buffer.from(`2026-11-22T04:17:17 ${answer}OS ${queue} ${m.message.oa} ${m.message.da} `), appLogText(m.message.text), Buffer.from('\n')]));
+        appendFileSync(logFile, appSmsLogLine('2026-11-22T04:17:17', answer, queue, m.message.oa, m.message.da, m.message.text));
       }
     }
   }
@@ -84,7 +84,7 @@ test('S: NOS, then Completed without a log line, are retried on schedule (mttx w
     await waitUntil(() => row(daemon)?.state === 'bounced', 15_000, 'given up');
     assert.equal(row(daemon)?.lastError?.startsWith('SMS_FAILED'), true);
     await waitUntil(() => visibleFiles(tree.mttx).some((n) => n.startsWith('2002.')), 10_000, 'notice to the sender');
-    const notice = decodeSmsFile(readFileSync(path.join(tree.mttx, visibleFiles(tree.mttx).find((n) => n.startsWith('2002.'))!)));
+    const notice = phoneReceivesFile(path.join(tree.mttx, visibleFiles(tree.mttx).find((n) => n.startsWith('2002.'))!));
     assert.ok(notice.ok);
     assert.equal(notice.message.text, 'Cannot deliver SMS to 2001. No answer after 2 attempts.');
   } finally {

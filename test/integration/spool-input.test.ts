@@ -10,14 +10,14 @@ import { makeSpoolTree, runCli, visibleFiles, type SpoolTree } from '../helpers/
 import { Daemon } from '../../src/daemon.js';
 import { memoryLogger } from '../helpers/daemon.js';
 import { writeMorx } from '../../src/cli/send.js';
-import { decodeSmsFile } from '../../src/spool/sms-file.js';
+import { phoneReceivesFile } from '../fakes/app-sms.js';
 import { parseCallFile } from '../../src/asterisk/call-file.js';
 import { SpoolUnusableError } from '../../src/errors.js';
 import { newMessage } from '../../src/journal/journal.js';
 
 function mttxMessages(tree: SpoolTree) {
   return visibleFiles(tree.mttx).map((name) => {
-    const r = decodeSmsFile(readFileSync(path.join(tree.mttx, name)));
+    const r = phoneReceivesFile(path.join(tree.mttx, name));
     assert.ok(r.ok, name);
     return { name, ...r.message };
   });

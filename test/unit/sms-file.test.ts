@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { decodeSmsFile, encodeSmsFile, appLogText, type SmsFields } from '../../src/spool/sms-file.js';
+import { decodeSmsFile, encodeSmsFile, appLogText, textAppSmsSends, type SmsFields } from '../../src/spool/sms-file.js';
 import { SpoolParseError } from '../../src/errors.js';
 import { mulberry32 } from '../helpers/random.js';
 
@@ -147,7 +147,7 @@ for (const file of morxFiles) {
   const note = file.startsWith('15_') ? ' (trailing Þ from the app_sms UDL bug included)' : file.startsWith('02_') ? ' (;ud= comment with raw 0xBF)' : '';
   test(`morx ${file} re-encodes byte for byte${note}`, () => {
     const bytes = read(`morx/${file}`);
-    assert.deepEqual(encodeSmsFile(decodeOk(bytes).message), bytes);
+    assert.deepEqual(encodeSmsFile(decodeOk(bytes).message, 'app_sms'), bytes);
   });
 }
 
@@ -163,7 +163,7 @@ test('motx, mttx and mtrx fixtures decode and survive encode -> decode', () => {
   for (const dir of ['motx', 'mttx', 'mtrx']) {
     for (const file of fs.readdirSync(FIXTURES + dir).filter((f) => f.endsWith(`.${dir}`))) {
       const first = decodeOk(read(`${dir}/${file}`), { requireDa: dir === 'motx' });
-      const again = decodeOk(encodeSmsFile(first.message), { requireDa: dir === 'motx' });
+      const again = decodeOk(encodeSmsFile(first.message, 'smsq'), { requireDa: dir === 'motx' });
       assert.deepEqual(again.message, first.message, `${dir}/${file}`);
     }
   }
@@ -319,19 +319,62 @@ test('encoder writes app_sms key order and omits defaults', () => {
     rp: true, mr: 42, srr: true, vp: 1440, dcs: 8, pid: 64, scts: '2026-01-02T03:04:05', text: 'Zażółć', udh: '0003aa0201', da: '+44123', oa: '4860',
   };
   assert.equal(
-    encodeSmsFile(full).toString('utf8'),
+    encodeSmsFile(full, 'app_sms').toString('utf8'),
     'oa=4860\nda=+44123\nudh#0003AA0201\nud=Zażółć\nscts=2026-01-02T03:04:05\npid=64\ndcs=8\nvp=1440\nsrr=1\nmr=42\nrp=1\n',
   );
-  assert.equal(encodeSmsFile({ da: '1', text: 'x', pid: 0, dcs: 241, vp: 0, srr: false, rp: false, mr: -1 }).toString(), 'da=1\nud=x\n');
-  assert.equal(encodeSmsFile({ da: '1', text: '' }).toString(), 'da=1\n');
+  assert.equal(encodeSmsFile({ da: '1', text: 'x', pid: 0, dcs: 241, vp: 0, srr: false, rp: false, mr: -1 }, 'app_sms').toString(), 'da=1\nud=x\n');
+  assert.equal(encodeSmsFile({ da: '1', text: '' }, 'app_sms').toString(), 'da=1\n');
 });
 
 test('encoder writes control characters only through ud# / ud##, with the 0xBF comment line', () => {
-  assert.deepEqual(encodeSmsFile({ da: '1', text: 'a\tb' }), Buffer.from([...Buffer.from('da=1\n;ud=a'), 0xbf, ...Buffer.from('b\nud#610962\n')]));
+  assert.deepEqual(encodeSmsFile({ da: '1', text: 'a\tb' }, 'app_sms'), Buffer.from([...Buffer.from('da=1\n;ud=a'), 0xbf, ...Buffer.from('b\nud#610962\n')]));
   assert.deepEqual(
-    encodeSmsFile({ da: '1', text: 'ż\n€' }),
+    encodeSmsFile({ da: '1', text: 'ż\n€' }, 'app_sms'),
     Buffer.concat([Buffer.from('da=1\n;ud=ż'), Buffer.from([0xbf]), Buffer.from('€\nud##017C000A20AC\n')]),
   );
+});
+
+test('smsq form: ud= only for printable ASCII, ud# below U+0100, else ud## (as Asterisk\'s smsq writes it)', () => {
+  const ud = (text: string) => encodeSmsFile({ da: '1', text }, 'smsq').toString('latin1').split('\n')[1];
+  assert.equal(ud('Hello ^{}[]~|\\ there'), 'ud=Hello ^{}[]~|\\ there');
+  assert.equal(ud('café'), 'ud#636166E9');
+  assert.equal(ud('a\tb'), 'ud#610962');
+  assert.equal(ud('a\x7fb'), 'ud#617F62');
+  assert.equal(ud('zażółć €'), 'ud##007A0061017C00F3014201070020' + '20AC');
+  assert.equal(ud('a😀'), 'ud##0061D83DDE00');
+  // No human-readable comment, no UTF-8 byte anywhere: nothing for app_sms to misread.
+  const file = encodeSmsFile({ oa: '447700900123', da: '2001', text: 'Real FSK loop zażółć €', dcs: 8 }, 'smsq');
+  assert.ok(file.every((b) => b >= 0x20 || b === 0x0a));
+  assert.ok(file.every((b) => b < 0x80));
+});
+
+test('a built app_sms reads ud= byte by byte: the units measured on Asterisk 20 (516d2c60ac, -O3)', () => {
+  const units = (file: string) => {
+    const r = decodeSmsFile(Buffer.from(file, 'utf8'), { requireDa: false, udEquals: 'app_sms' });
+    assert.ok(r.ok);
+    return Array.from(r.message.text, (c) => c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')).join(' ');
+  };
+  // The reproduction outside Asterisk (lab README): "A zaż€ B".
+  assert.equal(units('oa=1\nud=A zaż€ B\n'), '0041 0020 007A 0061 017C 00BC 20AC 0082 00AC 0020 0042');
+  // What the phone received on the wire for ud=A zażółć € B.
+  const r = decodeSmsFile(Buffer.from('oa=1\nud=A zażółć € B\n', 'utf8'), { requireDa: false, udEquals: 'app_sms' });
+  assert.ok(r.ok);
+  assert.equal(r.message.text, 'A zaż\u00bcó\u00b3ł\u0082ć\u0087 €\u0082\u00ac B');
+  // ASCII and the hex forms are read as meant.
+  assert.equal(units('oa=1\nud=Hi~\n'), '0048 0069 007E');
+  const hex = decodeSmsFile(encodeSmsFile({ oa: '1', text: 'zażółć €' }, 'smsq'), { requireDa: false, udEquals: 'app_sms' });
+  assert.ok(hex.ok);
+  assert.equal(hex.message.text, 'zażółć €');
+  // It never holds more than 160 units, however many bytes the line has.
+  const long = decodeSmsFile(Buffer.from(`oa=1\nud=${'ż'.repeat(100)}\n`, 'utf8'), { requireDa: false, udEquals: 'app_sms' });
+  assert.ok(long.ok);
+  assert.equal(long.message.text.length, 160);
+});
+
+test('textAppSmsSends: what app_sms sends for our file is the text itself (cut to 160), Polish, € and all', () => {
+  for (const text of ['Hello', 'Real FSK loop zażółć €', 'Привет, мир', 'tab\there', 'x'.repeat(200)]) {
+    assert.equal(textAppSmsSends(text), text.slice(0, 160));
+  }
 });
 
 test('no value can inject a line', () => {
@@ -342,7 +385,7 @@ test('no value can inject a line', () => {
     udh: '00\n03\rAA',
     text: 'hi\nda=777\r\nmr=9\0' + 'x'.repeat(2000),
   };
-  const bytes = encodeSmsFile(evil);
+  const bytes = encodeSmsFile(evil, 'app_sms');
   const lines = bytes.toString('latin1').split('\n');
   assert.equal(lines.pop(), '');
   assert.deepEqual(lines.map((l) => /^;?[a-z]+[=#]/.exec(l)?.[0]), ['oa=', 'da=', 'udh#', ';ud=', 'ud#', 'scts=']);
@@ -358,7 +401,7 @@ test('no value can inject a line', () => {
 });
 
 test('surrogate pairs are written as app_sms writes UCS-2 units (3 bytes each) and read back', () => {
-  const bytes = encodeSmsFile({ da: '1', text: 'a😀' });
+  const bytes = encodeSmsFile({ da: '1', text: 'a😀' }, 'app_sms');
   assert.deepEqual(bytes, Buffer.from([...Buffer.from('da=1\nud=a'), 0xed, 0xa0, 0xbd, 0xed, 0xb8, 0x80, 0x0a]));
   assert.equal(decodeOk(bytes).message.text, 'a😀');
 });
@@ -455,10 +498,12 @@ test(`property (seed 0x${SEED.toString(16)}): 10,000 generated messages survive 
     if (rnd() < 0.2) m.vp = int(1, 635040);
     if (rnd() < 0.2) m.srr = true;
     if (rnd() < 0.2) m.rp = true;
-    const result = decodeSmsFile(encodeSmsFile(m));
-    if (!result.ok) assert.fail(`message ${i}: ${result.error.message}`);
-    assert.deepEqual(result.message, m, `message ${i}`);
-    assert.deepEqual(result.warnings, [], `message ${i}`);
+    for (const form of ['app_sms', 'smsq'] as const) {
+      const result = decodeSmsFile(encodeSmsFile(m, form));
+      if (!result.ok) assert.fail(`message ${i}: ${result.error.message}`);
+      assert.deepEqual(result.message, m, `message ${i}`);
+      assert.deepEqual(result.warnings, [], `message ${i}`);
+    }
   }
 });
 
