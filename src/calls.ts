@@ -13,14 +13,17 @@ import type { Journal, MessageRow } from './journal/journal.js';
 import type { Metrics } from './observe/metrics.js';
 import { SmsRoute } from './routes/sms.js';
 import type { CallRoute } from './routes/call-route.js';
-import { createFaxRoute, runFaxSession } from './routes/fax.js';
-import { createVoiceRoute, runVoiceSession } from './routes/voice.js';
+import { createFaxRoute, faxPageCount, recordFaxOutcome, runFaxSession } from './routes/fax.js';
+import { createVoiceRoute, recordPlaybackOutcome, runVoiceSession } from './routes/voice.js';
 import { SmsOutcomes } from './routes/sms-outcomes.js';
 import { Speech } from './render/speech.js';
 import { OutgoingDoneWatcher, type ArchivedCall } from './asterisk/outgoing-done.js';
 import { SmsLogFollower, type FollowPosition } from './asterisk/sms-log.js';
 import type { AgiSession } from './asterisk/fastagi/server.js';
+import type { AmiClient } from './asterisk/ami/client.js';
+import { OutcomeKeeper, type KeptOutcome } from './asterisk/outcome-keeper.js';
 import { listInbox } from './spool/inbox.js';
+import { errorCode, errorMessage } from './errors.js';
 
 export interface CallsDeps {
   /** The current config (reload() replaces parts of it); the routes keep the one they were built with. */
@@ -39,6 +42,8 @@ export interface CallsDeps {
   requestRouting: (state: 'received' | 'pending') => void;
   /** A message's last attempt failed: bounce it to its sender. */
   bounce: (message: MessageRow, reason: 'fax-failed' | 'voice-failed' | 'sms-failed', detail: string) => void;
+  /** The AMI client, when [ami] is enabled: the outcome keeper reads AstDB through it. */
+  ami: AmiClient | undefined;
 }
 
 export class Calls {
@@ -48,6 +53,8 @@ export class Calls {
   readonly outgoingDone: OutgoingDoneWatcher;
   private readonly smsOutcomes: SmsOutcomes;
   private readonly smsLog: SmsLogFollower;
+  /** [ami] outcome_keeper: what a hangup handler recorded of F/V calls whose session could not. */
+  private readonly keeper: OutcomeKeeper | undefined;
   private readonly journal: Journal;
   private readonly directory: RecipientDirectory;
   private readonly log: Logger;
@@ -104,6 +111,8 @@ export class Calls {
       },
       log,
     });
+    this.keeper =
+      config.ami.outcomeKeeper && deps.ami ? new OutcomeKeeper({ ami: deps.ami, log, startupGraceMs: config.ami.actionTimeout * 1000 }) : undefined;
     this.outgoingDone = new OutgoingDoneWatcher({
       dir: config.spool.outgoingDone,
       archiveDir: config.spool.keepCalls ? config.spool.callArchive : undefined,
@@ -132,6 +141,7 @@ export class Calls {
     // The demo has no Asterisk to create the log's directory.
     if (this.config.spool.createMissing) mkdirSync(path.dirname(this.config.sms.appLog), { recursive: true });
     this.smsLog.start();
+    this.keeper?.start();
     this.outgoingDone.start();
   }
 
@@ -140,9 +150,15 @@ export class Calls {
     if (this.smsOutcomes.recoverStaged() > 0) this.sweepSmsQueues();
   }
 
-  stop(): void {
-    this.outgoingDone.stop();
+  /**
+   * Stops the watchers at once; resolves when the archived call in hand (if
+   * any) is done with. Its keeper lookup may wait for AMI: stop AMI too
+   * before waiting for this.
+   */
+  stop(): Promise<void> {
+    this.keeper?.close();
     this.smsLog.stop();
+    return this.outgoingDone.stop();
   }
 
   /** A fax or voice call answered: its session decides the message's fate. */
@@ -167,9 +183,11 @@ export class Calls {
    * the FastAGI session is authoritative; the archive only settles calls
    * whose session never reported: never answered (Expired), answered but no
    * session (Completed), or a call file Asterisk could not use (Failed).
-   * Returns false when the file is not one of ours or is already settled.
+   * `kept`: what the outcome keeper's hangup handler recorded of an answered
+   * call, recorded as the session would have. Returns false when the file is
+   * not one of ours or is already settled.
    */
-  recordCallFinished(fileName: string, status: string): boolean {
+  recordCallFinished(fileName: string, status: string, kept?: KeptOutcome): boolean {
     const call = this.journal.callNamed(fileName);
     if (!call || call.state !== 'pending' || call.messageId === null) return false;
     const route = call.service === 'F' ? this.fax : call.service === 'V' ? this.voice : undefined;
@@ -184,9 +202,65 @@ export class Calls {
       route.failedAttempt(message, 'the call file was refused by Asterisk', { callStatus: status }, status, { final: true });
       return true;
     }
+    if (status === 'Completed' && kept && this.recordKept(route, message, fileName, kept)) return true;
     const reason = status === 'Expired' ? 'no answer' : 'the call was answered but the FastAGI session never reported';
     route.failedAttempt(message, reason, { callStatus: status }, status);
     return true;
+  }
+
+  /** The keeper's record of an answered call, judged as the FastAGI session judges: false when it cannot be (no TIFF to count pages). */
+  private recordKept(route: CallRoute, message: MessageRow, callFile: string, kept: KeptOutcome): boolean {
+    const logFields = { msgId: message.id, route: route.spec.letter, callFile, outcomeFrom: 'outcome-keeper', ...kept };
+    const from = { outcomeFrom: 'outcome-keeper' };
+    if (route === this.voice) {
+      this.log.info(logFields, 'outcome read from the outcome keeper: the FastAGI session did not record it');
+      recordPlaybackOutcome(route, message, kept.playbackStatus || undefined, from);
+      return true;
+    }
+    let expectedPages: number;
+    try {
+      expectedPages = faxPageCount(this.config, message.id);
+    } catch (err) {
+      this.log.warn({ ...logFields, code: errorCode(err), err: errorMessage(err) }, 'outcome keeper: the TIFF cannot be read to count its pages; the attempt counts as failed');
+      return false;
+    }
+    this.log.info(logFields, 'outcome read from the outcome keeper: the FastAGI session did not record it');
+    recordFaxOutcome(route, message, { faxStatus: kept.faxStatus || null, faxError: kept.faxError || null, faxPages: kept.faxPages, ...from }, expectedPages);
+    return true;
+  }
+
+  /**
+   * An archived F/V call file. When its outcome is not in the journal (an
+   * answered call whose session did not record it: the daemon died in it) and
+   * the keeper is on, AstDB is asked first. The journal is the truth: the
+   * file stays in outgoing_done until this returns, so a crash anywhere in
+   * here reads it again; the key is deleted only after the outcome is
+   * committed, so a second reading finds the same value, or a settled call.
+   */
+  private async settleCallFile(call: ArchivedCall): Promise<void> {
+    let kept: KeptOutcome | undefined;
+    if (this.keeper && call.status === 'Completed' && this.awaitsOutcome(call.fileName)) {
+      const found = await this.keeper.lookup(call.fileName);
+      if (found.kind === 'closed') return; // stopping: decided at the next start
+      const row = this.journal.callNamed(call.fileName);
+      if (found.kind === 'found') kept = found.outcome;
+      else {
+        this.log.warn(
+          { msgId: row?.messageId, callFile: call.fileName, keeper: found.kind, reason: found.kind === 'unavailable' ? found.reason : 'no AstDB entry for the call' },
+          'outcome keeper: nothing known of this answered call; it counts as a failed attempt and is tried again (at-least-once)',
+        );
+      }
+    }
+    this.recordCallFinished(call.fileName, call.status, kept);
+    await this.keeper?.forget(call.fileName);
+  }
+
+  /** The call's row is pending and its message waits for exactly this attempt's outcome. */
+  private awaitsOutcome(fileName: string): boolean {
+    const call = this.journal.callNamed(fileName);
+    if (!call || call.state !== 'pending' || call.messageId === null) return false;
+    const message = this.journal.get(call.messageId);
+    return message?.state === 'spooled' && message.attempts === call.attempt;
   }
 
   /** Places a call for every queue with files in sms/mttx and none pending, as pacing allows. */
@@ -199,12 +273,12 @@ export class Calls {
   }
 
   /** One of our call files came back from Asterisk with its Status. */
-  private onArchivedCall(call: ArchivedCall): void {
+  private async onArchivedCall(call: ArchivedCall): Promise<void> {
     const row = this.journal.callNamed(call.fileName);
     if (!row) return;
     this.log.info({ callFile: call.fileName, service: row.service, status: call.status, tries: call.tries, msgId: row.messageId }, 'call finished');
     if (row.service === 'F' || row.service === 'V') {
-      this.recordCallFinished(call.fileName, call.status);
+      await this.settleCallFile(call);
       this.deps.requestRouting('received');
       this.deps.requestRouting('pending');
     } else if (row.service === 'S') {

@@ -79,6 +79,12 @@ export interface Config {
     readonly secret: string;
     /** Seconds one action may take before it counts as failed. */
     readonly actionTimeout: number;
+    /**
+     * The outcome keeper's dialplan context ('' = off): F and V call files push it
+     * as a hangup handler, which records FAXSTATUS/PLAYBACKSTATUS in AstDB, read
+     * back over AMI when the daemon did not record the outcome itself.
+     */
+    readonly outcomeKeeper: string;
   };
   readonly quiet: {
     /** Default window when calls are not placed ('' = none); a recipient's own window wins. */
@@ -294,6 +300,12 @@ export const SCHEMA: Schema = {
     username: { kind: 'string', default: '', check: noControl as never },
     secret: { kind: 'string', default: '', check: noControl as never },
     action_timeout: { kind: 'integer', default: 10, check: positive(1, 300) as never },
+    // A context name goes into call files (Set: CHANNEL(hangup_handler_push)=NAME,s,1): nothing that could end the line or the argument.
+    outcome_keeper: {
+      kind: 'string',
+      default: '',
+      check: ((v: string) => (v === '' || /^[A-Za-z0-9_-]{1,79}$/.test(v) ? undefined : 'a dialplan context name of letters, digits, _ and - (such as sms-router-outcome), or empty for off')) as never,
+    },
   },
   sip: {
     domain: { kind: 'string', default: 'localhost', check: hostname as never },
@@ -468,6 +480,8 @@ export function parseConfig(file: string, text: string): Config {
     for (const key of ['username', 'secret'] as const) {
       if (!v.ami![key]) throw new ConfigError(absoluteFile, `ami.${key}`, 'required when [ami] enabled = true');
     }
+  } else if (v.ami!.outcome_keeper) {
+    throw new ConfigError(absoluteFile, 'ami.outcome_keeper', 'empty unless [ami] enabled = true (the keeper is read over AMI)');
   }
   const builtins = ['HELP', 'PING', 'TEST', 'UPTIME', 'STATUS', 'WHOAMI', 'SERVICE'];
   const seen = new Map<string, string>();
@@ -537,6 +551,7 @@ export function parseConfig(file: string, text: string): Config {
       username: v.ami!.username as string,
       secret: v.ami!.secret as string,
       actionTimeout: v.ami!.action_timeout as number,
+      outcomeKeeper: v.ami!.outcome_keeper as string,
     },
     sip: { domain: v.sip!.domain as string },
     quiet: {

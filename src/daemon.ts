@@ -133,6 +133,7 @@ export class Daemon {
       wakeAt: (at) => this.wakeAt(at),
       requestRouting: (state) => this.requestRouting(state),
       bounce: (message, reason, detail) => this.notices.bounce(message, reason, detail),
+      ami: this.ami,
     });
     this.outgoingDone = this.calls.outgoingDone;
     // Exhaustive over the service letters: a new letter does not compile until it is decided here.
@@ -480,11 +481,13 @@ export class Daemon {
     this.watcher?.close();
     if (this.rescanTimer) clearInterval(this.rescanTimer);
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    this.calls.stop();
+    // An archived call in hand may wait for AMI (the outcome keeper): AMI stops below, then it is waited for.
+    const callsStopped = this.calls.stop();
     await this.http?.close();
     await this.agi?.close();
     await this.draining?.catch(() => undefined);
     await this.ami?.stop();
+    await callsStopped;
     if (!this.closed) {
       this.closed = true;
       this.db.close();

@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'AMI_LOGIN_FAILED'
   | 'AMI_UNSAFE_VALUE'
   | 'AMI_PROTOCOL'
+  | 'AMI_ACTION_FAILED'
   | 'AGI_HANGUP'
   | 'AGI_TIMEOUT'
   | 'AGI_CLOSED'

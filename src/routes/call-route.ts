@@ -18,6 +18,7 @@ import { retryWaitMs, type CallServiceConfig, type Config } from '../config.js';
 import type { Recipient, RecipientDirectory } from '../directory/recipients.js';
 import type { Journal, MessageRow } from '../journal/journal.js';
 import { renderCallFile } from '../asterisk/call-file.js';
+import { keeperVariables } from '../asterisk/outcome-keeper.js';
 import { CALL_FILE_MODE, writeViaStaging } from '../spool/atomic-write.js';
 import { callTime } from '../schedule/call-time.js';
 import { errorCode, errorMessage } from '../errors.js';
@@ -143,6 +144,8 @@ export class CallRoute {
       archive: true,
       application: 'AGI',
       data: `agi://${agi}/${script}/${messageId}`,
+      // The outcome keeper: a hangup handler records FAXSTATUS/PLAYBACKSTATUS in AstDB under this call's name.
+      variables: config.ami.outcomeKeeper ? keeperVariables(config.ami.outcomeKeeper, fileName) : undefined,
     });
     // 0660: pbx_spool appends its retry and Status lines to the file (THREATS.md, file modes).
     writeViaStaging(config.spool.tmp, config.spool.outgoing, fileName, Buffer.from(body), { fsync: config.spool.fsync, mtime: at, mode: CALL_FILE_MODE });

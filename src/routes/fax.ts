@@ -55,12 +55,35 @@ export function createFaxRoute(deps: CallRouteDeps): CallRoute {
   );
 }
 
+/** Pages of the TIFF a fax message sends (all must go through). Throws when the TIFF is gone or unreadable. */
+export function faxPageCount(config: Config, id: number): number {
+  return readTiffPages(readFileSync(faxTiffPath(config, id))).length;
+}
+
+/** What Asterisk said of one fax attempt (FAXSTATUS, FAXERROR, FAXPAGES), and anything else worth keeping. */
+export type FaxDetail = Record<string, unknown> & { faxStatus: string | null; faxError: string | null; faxPages: number };
+
+/**
+ * The fate of a fax attempt: delivered only with SUCCESS and every page of
+ * the TIFF, else a failed attempt naming why. The FastAGI session records
+ * through here, and so does the outcome keeper for a session that could not.
+ */
+export function recordFaxOutcome(route: CallRoute, message: MessageRow, detail: FaxDetail, expectedPages: number): void {
+  const full = { ...detail, expectedPages };
+  if (detail.faxStatus === 'SUCCESS' && detail.faxPages === expectedPages) {
+    route.delivered(message, full);
+  } else {
+    const reason = detail.faxStatus === 'SUCCESS' ? `only ${detail.faxPages} of ${expectedPages} pages went through` : String(detail.faxError || detail.faxStatus || 'no FAXSTATUS');
+    route.failedAttempt(message, reason, full);
+  }
+}
+
 /** The FastAGI session of one fax call: agi://HOST:PORT/fax/<journal id>. */
 export async function runFaxSession(session: SessionLike, message: MessageRow, route: CallRoute, config: Config): Promise<void> {
   const tiff = faxTiffPath(config, message.id);
-  const expectedPages = readTiffPages(readFileSync(tiff)).length;
-  let status: string | undefined;
-  const detail: Record<string, unknown> = {};
+  const expectedPages = faxPageCount(config, message.id);
+  const read: Record<string, unknown> = {};
+  let detail: FaxDetail;
   try {
     await session.setVariable('FAXOPT(localstationid)', config.fax.localStationId);
     await session.setVariable('FAXOPT(headerinfo)', config.fax.headerInfo);
@@ -70,22 +93,16 @@ export async function runFaxSession(session: SessionLike, message: MessageRow, r
     crashPoint('agi.session');
     await session.exec('SendFAX', [tiff], { timeoutMs: SENDFAX_TIMEOUT_MS });
     // Dead AGI: after the far end hung up the channel variables can still be read.
-    status = await session.getVariable('FAXSTATUS');
-    detail.faxStatus = status ?? null;
-    detail.faxError = (await session.getVariable('FAXERROR')) ?? null;
-    detail.faxPages = Number((await session.getVariable('FAXPAGES')) ?? 0);
-    detail.faxBitrate = Number((await session.getVariable('FAXBITRATE')) ?? 0);
+    read.faxStatus = (await session.getVariable('FAXSTATUS')) ?? null;
+    read.faxError = (await session.getVariable('FAXERROR')) ?? null;
+    read.faxPages = Number((await session.getVariable('FAXPAGES')) ?? 0);
+    read.faxBitrate = Number((await session.getVariable('FAXBITRATE')) ?? 0);
+    detail = read as FaxDetail;
   } catch (err) {
-    route.failedAttempt(message, `the call ended before the fax outcome was known (${errorCode(err)})`, detail);
+    route.failedAttempt(message, `the call ended before the fax outcome was known (${errorCode(err)})`, read);
     return;
   }
-  detail.expectedPages = expectedPages;
   crashPoint('agi.outcome');
-  if (status === 'SUCCESS' && detail.faxPages === expectedPages) {
-    route.delivered(message, detail);
-  } else {
-    const reason = status === 'SUCCESS' ? `only ${String(detail.faxPages)} of ${expectedPages} pages went through` : String(detail.faxError || status || 'no FAXSTATUS');
-    route.failedAttempt(message, reason, detail);
-  }
+  recordFaxOutcome(route, message, detail, expectedPages);
   await session.hangup().catch(() => undefined);
 }

@@ -75,6 +75,28 @@ export function createVoiceRoute(deps: CallRouteDeps, speech: Speech): CallRoute
   );
 }
 
+/**
+ * The fate of a voice attempt from PLAYBACKSTATUS: SUCCESS is delivered,
+ * anything else (FAILED: Asterisk refused the file; unset: Playback never
+ * ran) a failed attempt. The FastAGI session records through here, and so
+ * does the outcome keeper for a session that could not. Returns whether it
+ * was delivered.
+ */
+export function recordPlaybackOutcome(
+  route: CallRoute,
+  message: MessageRow,
+  status: string | undefined,
+  extra: Record<string, unknown> = {},
+  options: { keepFiles?: boolean } = {},
+): boolean {
+  if (status !== 'SUCCESS') {
+    route.failedAttempt(message, `Asterisk could not play the message (PLAYBACKSTATUS=${status ?? 'unset'})`, { playbackStatus: status ?? null, ...extra });
+    return false;
+  }
+  route.delivered(message, { playbackStatus: status, ...extra }, options);
+  return true;
+}
+
 /** The FastAGI session of one voice call: agi://HOST:PORT/voice/<journal id>. */
 export async function runVoiceSession(session: SessionLike, message: MessageRow, route: CallRoute, config: Config, language: string): Promise<void> {
   const file = voiceWavBase(config, message.id);
@@ -92,12 +114,8 @@ export async function runVoiceSession(session: SessionLike, message: MessageRow,
     return;
   }
   crashPoint('agi.outcome');
-  if (status !== 'SUCCESS') {
-    route.failedAttempt(message, `Asterisk could not play the message (PLAYBACKSTATUS=${status ?? 'unset'})`, { playbackStatus: status ?? null });
-    return;
-  }
   // Keep the file for the repeats; it is removed when the session ends.
-  route.delivered(message, { playbackStatus: status }, { keepFiles: true });
+  if (!recordPlaybackOutcome(route, message, status, {}, { keepFiles: true })) return;
   // Heard once: offering repeats cannot change that, and a hang-up here is the listener's choice.
   const prompt = promptBase(config, language);
   try {

@@ -6,9 +6,19 @@
  * misbehave: refuse logins, stall, drop mid-action, split or batch its writes,
  * interleave events, send hostile framing, stop and restart on the same port,
  * or blackhole a connection (held open, never answered, not even a Ping).
+ *
+ * It keeps an AstDB (`astdb`, FAMILY/KEY → value; a fake Asterisk may share the
+ * Map, as dialplan and manager share Asterisk's) and answers DBGet, DBPut and
+ * DBDel as Asterisk 20's main/db.c does: DBGet is a response list (`Response:
+ * Success`, `EventList: start`, then `Event: DBGetResponse` with the ActionID
+ * after Val, then `Event: DBGetComplete`), a missing key a plain Error. The
+ * texts and field order are in DB_TEXT and dbGetAnswer(), checked byte for byte
+ * against a real session (spool-fixtures/ami/ami_dbget_transcript.txt).
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { AmiParser, type AmiFields, type AmiMessage } from '../../src/asterisk/ami/framing.js';
 
 export const GREETING = 'Asterisk Call Manager/9.0.0';
@@ -25,6 +35,21 @@ export const TEXT = {
   denied: 'Permission denied',
   unknown: 'Invalid/unknown command',
   noAction: 'Missing action in request',
+} as const;
+
+/** AstDB's manager texts (main/db.c, Asterisk 20; spool-fixtures/ami/ami_dbget_transcript.txt). */
+export const DB_TEXT = {
+  follows: 'Result will follow',
+  notFound: 'Database entry not found',
+  deleted: 'Key deleted successfully',
+  // DBDel of a missing key: ast_db_del2() (Asterisk 20 since 2022) checks that the key exists first.
+  notDeleted: 'Database entry could not be deleted',
+  updated: 'Updated database successfully',
+  noFamily: 'No family specified.',
+  noKey: 'No key specified.',
+  // DBPut's own texts have no full stop.
+  putNoFamily: 'No family specified',
+  putNoKey: 'No key specified',
 } as const;
 
 // Technologies a stock Asterisk registers with the message core.
@@ -80,6 +105,36 @@ interface Live {
   blackholed: boolean;
 }
 
+export const AMI_FIXTURES = fileURLToPath(new URL('../../../spool-fixtures/ami/', import.meta.url));
+
+/** One turn of a recorded AMI session: what the client wrote, or what Asterisk answered to it (one read). */
+export interface AmiTurn {
+  from: 'client' | 'server';
+  /** The exact bytes, CRLF line ends restored. */
+  text: string;
+}
+
+/**
+ * Reads a session recorded with the lab's tools/ami.py (spool-fixtures/ami/ami_dbget_transcript.txt):
+ * `> ` lines were sent, `< ` lines received, each one CRLF-terminated line; `#` lines are comments.
+ * The tool prints one extra `<` blank line after each read, which is not on the wire.
+ */
+export function parseAmiTranscript(text: string): AmiTurn[] {
+  const turns: Array<{ from: 'client' | 'server'; lines: string[] }> = [];
+  for (const raw of text.split('\n')) {
+    const m = /^([<>]) ?(.*)$/.exec(raw);
+    if (!m) continue;
+    const from = m[1] === '>' ? 'client' : 'server';
+    if (turns.at(-1)?.from !== from) turns.push({ from, lines: [] });
+    turns.at(-1)!.lines.push(m[2]!);
+  }
+  return turns.map(({ from, lines }) => ({ from, text: (from === 'server' ? lines.slice(0, -1) : lines).map((l) => `${l}\r\n`).join('') }));
+}
+
+export function loadAmiTranscript(name: string): AmiTurn[] {
+  return parseAmiTranscript(readFileSync(AMI_FIXTURES + name, 'utf8'));
+}
+
 export function encodeMessage(fields: AmiFields): Buffer {
   return Buffer.from(fields.map(([k, v]) => `${k}: ${v}\r\n`).join('') + '\r\n', 'utf8');
 }
@@ -106,6 +161,10 @@ export class FakeAmiServer extends EventEmitter {
   chunking: Chunking = { mode: 'whole' };
   /** Override for any action; return undefined for the default behaviour. */
   reply: ((action: ReceivedAction) => Reply | undefined) | undefined;
+  /** Lower-case action names the user may not run (`Permission denied`, as for a missing write class). */
+  readonly denied = new Set<string>();
+  /** AstDB: `FAMILY/KEY` → value. */
+  readonly astdb = new Map<string, string>();
 
   // --- records ---------------------------------------------------------------
   readonly actions: ReceivedAction[] = [];
@@ -189,7 +248,10 @@ export class FakeAmiServer extends EventEmitter {
   /** Answers, now, every action that was stalled (the client may have given up on them). */
   answerStalled(): void {
     for (const c of this.live) {
-      for (const a of c.stalled.splice(0)) this.respond(c, a, this.answerFor(c, a));
+      for (const a of c.stalled.splice(0)) {
+        const answer = this.answerFor(c, a);
+        if (answer !== 'handled') this.respond(c, a, answer);
+      }
     }
   }
 
@@ -299,12 +361,12 @@ export class FakeAmiServer extends EventEmitter {
       this.hangUp(c);
       return 'handled';
     }
-    if (!c.record.authenticated) return [['Response', 'Error'], ['Message', TEXT.denied]];
+    if (!c.record.authenticated || this.denied.has(name)) return [['Response', 'Error'], ['Message', TEXT.denied]];
     if (this.stalled.has(name) || this.stalled.has('*')) return 'stall';
     return this.answerFor(c, a);
   }
 
-  private answerFor(c: Live, a: ReceivedAction): AmiFields {
+  private answerFor(c: Live, a: ReceivedAction): AmiFields | 'handled' {
     const m = a.message;
     switch (a.name.toLowerCase()) {
       case 'ping':
@@ -321,9 +383,54 @@ export class FakeAmiServer extends EventEmitter {
         this.emit('change');
         return [['Response', 'Success'], ['Message', TEXT.sent]];
       }
+      case 'dbget': {
+        const answer = this.dbGetAnswer(a);
+        if (answer.length === 1) return answer[0]!;
+        this.respond(c, a, answer[0]!);
+        for (const event of answer.slice(1)) this.write(c, encodeMessage(event));
+        return 'handled';
+      }
+      case 'dbput': {
+        const family = m.get('Family');
+        const key = m.get('Key');
+        if (!family) return [['Response', 'Error'], ['Message', DB_TEXT.putNoFamily]];
+        if (!key) return [['Response', 'Error'], ['Message', DB_TEXT.putNoKey]];
+        this.astdb.set(`${family}/${key}`, m.get('Val') ?? '');
+        this.emit('change');
+        return [['Response', 'Success'], ['Message', DB_TEXT.updated]];
+      }
+      case 'dbdel': {
+        const family = m.get('Family');
+        const key = m.get('Key');
+        if (!family) return [['Response', 'Error'], ['Message', DB_TEXT.noFamily]];
+        if (!key) return [['Response', 'Error'], ['Message', DB_TEXT.noKey]];
+        if (!this.astdb.delete(`${family}/${key}`)) return [['Response', 'Error'], ['Message', DB_TEXT.notDeleted]];
+        this.emit('change');
+        return [['Response', 'Success'], ['Message', DB_TEXT.deleted]];
+      }
       default:
         return [['Response', 'Error'], ['Message', TEXT.unknown]];
     }
+  }
+
+  /**
+   * DBGet as main/db.c answers it: the response (respond() puts the ActionID
+   * second), then, for a key that exists, DBGetResponse (ActionID after Val)
+   * and DBGetComplete, written as they are here.
+   */
+  private dbGetAnswer(a: ReceivedAction): AmiFields[] {
+    const family = a.message.get('Family');
+    const key = a.message.get('Key');
+    if (!family) return [[['Response', 'Error'], ['Message', DB_TEXT.noFamily]]];
+    if (!key) return [[['Response', 'Error'], ['Message', DB_TEXT.noKey]]];
+    const value = this.astdb.get(`${family}/${key}`);
+    if (value === undefined) return [[['Response', 'Error'], ['Message', DB_TEXT.notFound]]];
+    const id: AmiFields = a.actionId !== undefined ? [['ActionID', a.actionId]] : [];
+    return [
+      [['Response', 'Success'], ['EventList', 'start'], ['Message', DB_TEXT.follows]],
+      [['Event', 'DBGetResponse'], ['Family', family], ['Key', key], ['Val', value], ...id],
+      [['Event', 'DBGetComplete'], ...id, ['EventList', 'Complete'], ['ListItems', '1']],
+    ];
   }
 
   /** Response line first, then the ActionID (if the action had one), as Asterisk orders them. */

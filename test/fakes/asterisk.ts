@@ -17,7 +17,18 @@
  *   SUCCESS with as many pages as the TIFF has; Playback of a WAV that
  *   exists, PLAYBACKSTATUS SUCCESS, no digit pressed. When the daemon is not
  *   listening, or dies during the session, the call still ends `Completed`
- *   (answered), as a real one would.
+ *   (answered), as a real one would. A SendFAX or Playback the daemon asked
+ *   for is done the moment the command arrives, whatever happens to the
+ *   daemon afterwards: Asterisk finishes the application without us.
+ * - the outcome keeper's hangup handler (docs/asterisk/outcome-keeper.conf):
+ *   when the call file sets SMSR_CALL and pushes a hangup handler, and the
+ *   fake was given an AstDB (`astdb`, the fake AMI's), the end of the call
+ *   (before the archive, as with AST_OUTGOING_WAIT_COMPLETE) writes
+ *   `sms-router/<SMSR_CALL>` = FAXSTATUS:FAXPAGES:PLAYBACKSTATUS:FAXERROR as
+ *   the channel has them: SUCCESS with the TIFF's pages after a SendFAX that
+ *   ran (also when the daemon died right after asking for it), FAILED after
+ *   one that could not run, empty when none was asked for; the same for
+ *   Playback.
  * - inbound SIP MESSAGEs: `sendSipMessage()` hands one to the daemon's
  *   `message` script, again and again until a session sets MSG_CHAN_OPT
  *   (a dialplan that retries while AGISTATUS is not SUCCESS), with the same
@@ -55,8 +66,12 @@ export interface CallSessionRecord {
   callFile: string;
   /** The daemon ran SendFAX / Playback: the recipient got the fax / heard the message. */
   executed: boolean;
+  /** The daemon asked for SendFAX / Playback (it ran only if `executed`). */
+  asked: boolean;
   /** The daemon read FAXSTATUS / PLAYBACKSTATUS. */
   outcomeRead: boolean;
+  /** What the outcome keeper's hangup handler wrote into AstDB, if the call file pushed it. */
+  kept?: string;
   /** false: the daemon was not listening. */
   connected: boolean;
   /** The session (or the attempt to connect) is over. */
@@ -77,6 +92,8 @@ export interface FakeAsteriskOptions {
   /** Where the daemon's FastAGI service listens (fixed across restarts). */
   agiPort: number;
   pollMs?: number;
+  /** Asterisk's database (the fake AMI's `astdb`): where the outcome keeper's hangup handler writes. */
+  astdb?: Map<string, string>;
 }
 
 const tick = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -159,7 +176,7 @@ export class FakeAsterisk {
       const url = new URL(data);
       const m = /^\/(fax|voice)\/(\d+)$/.exec(url.pathname);
       if (!m) throw new Error(`fake Asterisk: unexpected AGI call ${data}`);
-      this.track(this.runCallSession(m[1] === 'fax' ? 'F' : 'V', Number(m[2]), name, url.pathname.slice(1)).finally(() => this.archive(name)));
+      this.track(this.runCallSession(m[1] === 'fax' ? 'F' : 'V', Number(m[2]), name, url.pathname.slice(1), keeperKeyOf(call)).finally(() => this.archive(name)));
     } else {
       throw new Error(`fake Asterisk: unexpected call file ${name}: Application ${app}`);
     }
@@ -188,12 +205,14 @@ export class FakeAsterisk {
     }
   }
 
-  private async runCallSession(letter: 'F' | 'V', id: number, callFile: string, script: string): Promise<void> {
-    const record: CallSessionRecord = { letter, id, callFile, executed: false, outcomeRead: false, connected: false, done: false, run: this.run };
+  private async runCallSession(letter: 'F' | 'V', id: number, callFile: string, script: string, keeperKey: string | undefined): Promise<void> {
+    const record: CallSessionRecord = { letter, id, callFile, executed: false, asked: false, outcomeRead: false, connected: false, done: false, run: this.run };
     this.sessions.push(record);
     const channel = { executed: false, dead: false };
     const world = { exists: existsSync, faxPages: () => this.faxPages(id) };
     const answers = (cmd: ReceivedCommand): AgiAnswer => {
+      const [verb, second] = cmd.argv;
+      if (verb === 'EXEC' && (second === 'SendFAX' || second === 'Playback')) record.asked = true;
       const answer = answerCallCommand(cmd.argv, channel, world);
       record.executed = channel.executed;
       if (cmd.argv[0] === 'GET' && (cmd.argv[2] === 'FAXSTATUS' || cmd.argv[2] === 'PLAYBACKSTATUS')) record.outcomeRead = true;
@@ -206,6 +225,13 @@ export class FakeAsterisk {
     } catch {
       /* not listening: AGI() fails, the answered call ends */
     } finally {
+      // The channel hangs up: its hangup handler runs before pbx_spool archives the call file.
+      if (keeperKey !== undefined && this.options.astdb) {
+        const status = record.executed ? 'SUCCESS' : record.asked ? 'FAILED' : '';
+        record.kept =
+          letter === 'F' ? `${status}:${record.asked ? (record.executed ? this.faxPages(id) : 0) : ''}::${record.asked ? 'HANGUP' : ''}` : `::${status}:`;
+        this.options.astdb.set(`sms-router/${keeperKey}`, record.kept);
+      }
       record.done = true;
     }
   }
@@ -333,6 +359,13 @@ export function inboundMessageAnswers(message: { from: string; to: string; body:
     'GET FULL VARIABLE ${MESSAGE(to)}': [`200 result=1 (sip:${message.to}@127.0.0.1:5060)`],
     'GET FULL VARIABLE ${BASE64_ENCODE(${MESSAGE(body)})}': [`200 result=1 (${Buffer.from(message.body, 'utf8').toString('base64')})`],
   };
+}
+
+/** SMSR_CALL, when the call file also pushes a hangup handler (the outcome keeper's lines). */
+function keeperKeyOf(call: ReturnType<typeof parseCallFile>): string | undefined {
+  const sets = call.fields.filter(([k]) => k.toLowerCase() === 'set').map(([, v]) => v);
+  const key = sets.find((v) => v.startsWith('SMSR_CALL='))?.slice('SMSR_CALL='.length);
+  return key !== undefined && sets.some((v) => /^CHANNEL\(hangup_handler_push\)=[A-Za-z0-9_-]+,s,1$/.test(v)) ? key : undefined;
 }
 
 function ourCalls(outgoing: string): string[] {

@@ -6,15 +6,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { makeSpoolTree, visibleFiles, waitUntil, type SpoolTree } from '../helpers/spool-tree.js';
-import { connectFakeAgi, type AgiScript } from '../fakes/agi-client.js';
 import type { Daemon } from '../../src/daemon.js';
 import { startDaemon } from '../helpers/daemon.js';
+import { answer, faxAnswers, played, takeCall } from '../helpers/calls.js';
 import { writeMorx } from '../../src/cli/send.js';
 import { phoneReceivesFile } from '../fakes/app-sms.js';
-import { parseCallFile } from '../../src/asterisk/call-file.js';
 
 const TOML = `[fax]\nretry_delay = 1\nmax_attempts = 3\nretry_backoff = 1\ncaller_id = "Fax <1000>"\n[voice]\nretry_delay = 1\nmax_attempts = 2\nretry_backoff = 1\nrepeats = 2\n`;
 
@@ -35,33 +34,6 @@ function state(daemon: Daemon, id = 1) {
   };
 }
 
-/** Waits for our call file for attempt N, checks it, and takes it out of outgoing/ as Asterisk would. */
-async function takeCall(tree: SpoolTree, letter: 'F' | 'V', id: number, attempt: number) {
-  const name = `smsr-${letter}-${id}-a${attempt}.call`;
-  const file = path.join(tree.outgoing, name);
-  await waitUntil(() => existsSync(file), 20_000, name);
-  const call = parseCallFile(readFileSync(file, 'utf8'));
-  rmSync(file);
-  const url = new URL(call.get('Data')!);
-  assert.equal(call.get('Application'), 'AGI');
-  assert.equal(call.get('Archive'), 'yes');
-  return { call, port: Number(url.port), script: url.pathname.slice(1) };
-}
-
-async function answer(port: number, script: string, answers: AgiScript, extra: { closeAfter?: number } = {}) {
-  const client = await connectFakeAgi({ port, script, answers, closeAfter: extra.closeAfter, env: { agi_channel: 'PJSIP/fax1-00000001' } });
-  await client.closed;
-  return client;
-}
-
-const faxAnswers = (status: string, error: string, pages: number): AgiScript => ({
-  'EXEC SendFAX': ['200 result=-1', 'HANGUP'],
-  'GET VARIABLE FAXSTATUS': [`200 result=1 (${status})`],
-  'GET VARIABLE FAXERROR': [`200 result=1 (${error})`],
-  'GET VARIABLE FAXPAGES': [`200 result=1 (${pages})`],
-  'GET VARIABLE FAXBITRATE': ['200 result=1 (14400)'],
-});
-
 function notices(tree: SpoolTree) {
   return visibleFiles(tree.mttx).map((n) => {
     const r = phoneReceivesFile(path.join(tree.mttx, n));
@@ -79,6 +51,7 @@ test('fax: SUCCESS with every page is delivered; FAXOPTs are set and SendFAX get
     assert.equal(call.get('Channel'), 'PJSIP/fax1');
     assert.equal(call.get('CallerID'), 'Fax <1000>');
     assert.equal(script, 'fax/1');
+    assert.equal(call.get('Set'), undefined, 'no outcome keeper lines while [ami] outcome_keeper is off');
     const session = await answer(port, script, faxAnswers('SUCCESS', 'HANGUP', 1));
     await waitUntil(() => state(daemon).state === 'delivered', 10_000, 'delivered');
     const lines = session.commands.map((c) => c.line);
@@ -138,14 +111,6 @@ test('fax: FAILED every time ends in a notice to the sender naming the reason', 
     await stop();
     tree.cleanup();
   }
-});
-
-const played = (status: string): AgiScript => ({
-  'EXEC Playback': ['200 result=0'],
-  'GET VARIABLE PLAYBACKSTATUS': [`200 result=1 (${status})`],
-  'STREAM FILE': ['200 result=0 endpos=8000'],
-  'WAIT FOR DIGIT': ['200 result=0'],
-  HANGUP: ['200 result=1', 'HANGUP'],
 });
 
 test('voice: played to the end is delivered; digit 1 plays it again', async () => {

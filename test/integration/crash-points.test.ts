@@ -23,13 +23,20 @@
  * Such a second delivery is allowed only for an execution that happened in
  * a run killed before that message's outcome was in the journal (checked
  * after every kill); any other second delivery fails the test.
+ *
+ * A second, smaller run does the same with the outcome keeper on ([ami]
+ * outcome_keeper; the fake Asterisk plays its hangup handler into the fake
+ * AMI's AstDB): F and V traffic only, killed at the crash points of the F/V
+ * path and at random moments. There the F/V window is closed: every fax and
+ * voice message must be executed exactly once, the ones executed in a killed
+ * run recorded from AstDB after the restart, and AstDB left empty.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { freePort } from '../helpers/ports.js';
 import Database from 'better-sqlite3';
-import { makeSpoolTree, spawnCli, waitUntil, type Spawned } from '../helpers/spool-tree.js';
+import { makeSpoolTree, spawnCli, visibleFiles, waitUntil, type Spawned } from '../helpers/spool-tree.js';
 import { FakeAmiServer } from '../fakes/ami-server.js';
 import { FakeAsterisk } from '../fakes/asterisk.js';
 import { openDatabase } from '../../src/journal/store.js';
@@ -77,8 +84,34 @@ interface Row {
   detail: string | null;
 }
 
+interface CrashRunOptions {
+  seed: number;
+  randomKills: number;
+  /** Named points killed at, each at every hit of HITS. */
+  points: readonly CrashPointName[];
+  /** The services the waves of traffic send. */
+  kinds: ReadonlySet<Kind>;
+  /** [ami] outcome_keeper on: F/V executions in a killed run must be recorded from AstDB, never executed again. */
+  keeper: boolean;
+  minKills: number;
+}
+
+const ALL_KINDS: ReadonlySet<Kind> = new Set(['S', 'F', 'V', 'C', 'T', 'N', 'unknown', 'sip', 'concat']);
+const KEEPER_CONTEXT = 'sms-router-outcome';
+
 test(`SIGKILL at every named crash point and at random moments, over every service, loses nothing and duplicates nothing outside the T and F/V at-least-once windows, which it counts (seed ${SEED})`, { timeout: 600_000 }, async (t) => {
-  const random = mulberry32(SEED);
+  await crashRun(t, { seed: SEED, randomKills: RANDOM_KILLS, points: Object.keys(CRASH_POINTS) as CrashPointName[], kinds: ALL_KINDS, keeper: false, minKills: 50 });
+});
+
+const FV_POINTS: readonly CrashPointName[] = ['call.after-commit', 'call.after-call-file', 'render.fax', 'render.voice', 'agi.session', 'agi.outcome'];
+
+test(`with the outcome keeper on, SIGKILL at the F/V crash points and at random moments delivers every fax and voice message exactly once: no second delivery, even in the F/V window (seed ${SEED})`, { timeout: 600_000 }, async (t) => {
+  await crashRun(t, { seed: SEED, randomKills: 6, points: FV_POINTS, kinds: new Set(['F', 'V']), keeper: true, minKills: 24 });
+});
+
+async function crashRun(t: TestContext, options: CrashRunOptions): Promise<void> {
+  const { kinds } = options;
+  const random = mulberry32(options.seed);
   const ami = await FakeAmiServer.start();
   const agiPort = await freePort();
   const tree = makeSpoolTree(
@@ -86,6 +119,7 @@ test(`SIGKILL at every named crash point and at random moments, over every servi
       `[spool]\nroot = "spool"\nfsync = false\nrescan_interval = 1\nbatch_size = 4\n`,
       `[agi]\nlisten = "127.0.0.1:${agiPort}"\n`,
       `[ami]\nenabled = true\nhost = "127.0.0.1"\nport = ${ami.port}\nusername = "labami"\nsecret = "labsecret123"\naction_timeout = 5\n`,
+      options.keeper ? `outcome_keeper = "${KEEPER_CONTEXT}"\n` : '',
       `[sms]\napp_log = "log/sms"\nretry_delay = 1\nretry_backoff = 1\nmax_attempts = 100\n`,
       `[fax]\nretry_delay = 1\nretry_backoff = 1\nmax_attempts = 100\nmax_concurrent_calls = 4\nresolution = "standard"\n`,
       `[voice]\nretry_delay = 1\nretry_backoff = 1\nmax_attempts = 100\nmax_concurrent_calls = 4\nrepeats = 0\n`,
@@ -93,7 +127,10 @@ test(`SIGKILL at every named crash point and at random moments, over every servi
     ].join(''),
   );
   const baseToml = readFileSync(tree.configPath, 'utf8');
-  const asterisk = new FakeAsterisk({ config: tree.config, agiPort });
+  const asterisk = new FakeAsterisk({ config: tree.config, agiPort, astdb: ami.astdb });
+  const keeperKeys = () => [...ami.astdb.keys()].filter((k) => k.startsWith('sms-router/'));
+  /** Every stdout line of every daemon run. */
+  const daemonLines: string[] = [];
   let daemon: Spawned | undefined;
   try {
     {
@@ -130,30 +167,29 @@ test(`SIGKILL at every named crash point and at random moments, over every servi
       sent.push({ kind, tag, from, to, text, files });
     }
     function wave(focus: string | undefined, extra: number) {
-      for (let i = 0; i < 2; i++) {
+      for (let i = 0; i < 2 && kinds.has('S'); i++) {
         const from = phone();
         send('S', otherPhone(from), (tag) => `S ${tag} to a phone`, from);
       }
       const more = (p: string) => (focus?.startsWith(p) ? extra : 0);
       const callFocus = focus === 'agi.session' || focus === 'agi.outcome' || focus?.startsWith('call.') ? extra : 0;
-      for (let i = 0; i < 1 + more('render.fax') + callFocus; i++) send('F', FAXES[serial % 2]!, (tag) => `Fax ${tag}: the plumber comes on Thursday.`);
-      for (let i = 0; i < 1 + more('render.voice') + callFocus; i++) send('V', VOICES[serial % 2]!, (tag) => `Voice ${tag}, call me back.`);
-      send('C', COMMAND, (tag) => `PING ${tag}`);
-      for (let i = 0; i < 1 + more('sip.'); i++) send('T', SOFTPHONES[serial % 4]!, (tag) => `T ${tag} to a softphone`);
-      send('N', DISABLED, (tag) => `N ${tag} to a disabled number`);
-      send('unknown', `7${String(serial).padStart(3, '0')}`, (tag) => `U ${tag} to nobody`);
-      for (let i = 0; i < 1 + more('agi.message'); i++) send('sip', phone(), (tag) => `SIP ${tag} from a softphone`, SOFTPHONES[serial % 4]!);
-      for (let i = 0; i < (focus === 'reassembly.join' ? extra + 1 : serial % 2); i++) {
+      for (let i = 0; i < 1 + more('render.fax') + callFocus && kinds.has('F'); i++) send('F', FAXES[serial % 2]!, (tag) => `Fax ${tag}: the plumber comes on Thursday.`);
+      for (let i = 0; i < 1 + more('render.voice') + callFocus && kinds.has('V'); i++) send('V', VOICES[serial % 2]!, (tag) => `Voice ${tag}, call me back.`);
+      if (kinds.has('C')) send('C', COMMAND, (tag) => `PING ${tag}`);
+      for (let i = 0; i < 1 + more('sip.') && kinds.has('T'); i++) send('T', SOFTPHONES[serial % 4]!, (tag) => `T ${tag} to a softphone`);
+      if (kinds.has('N')) send('N', DISABLED, (tag) => `N ${tag} to a disabled number`);
+      if (kinds.has('unknown')) send('unknown', `7${String(serial).padStart(3, '0')}`, (tag) => `U ${tag} to nobody`);
+      for (let i = 0; i < 1 + more('agi.message') && kinds.has('sip'); i++) send('sip', phone(), (tag) => `SIP ${tag} from a softphone`, SOFTPHONES[serial % 4]!);
+      for (let i = 0; i < (focus === 'reassembly.join' ? extra + 1 : serial % 2) && kinds.has('concat'); i++) {
         const from = phone();
         send('concat', otherPhone(from), (tag) => `Long ${tag} ` + 'Ala ma kota, a kot ma Alę. '.repeat(8), from);
       }
     }
 
     // ---- the kill schedule: every named point at hits 1..3, random kills in between
-    const names = Object.keys(CRASH_POINTS) as CrashPointName[];
     const plan: Array<{ point?: CrashPointName; hit: number }> = [];
-    for (const hit of HITS) for (const point of names) plan.push({ point, hit });
-    for (let i = 0; i < RANDOM_KILLS; i++) plan.splice(Math.floor(random() * (plan.length + 1)), 0, { hit: 0 });
+    for (const hit of HITS) for (const point of options.points) plan.push({ point, hit });
+    for (let i = 0; i < options.randomKills; i++) plan.splice(Math.floor(random() * (plan.length + 1)), 0, { hit: 0 });
 
     const reader = () => new Database(tree.dbPath, { readonly: true });
     const killsAt = new Map<string, number>();
@@ -190,6 +226,7 @@ test(`SIGKILL at every named crash point and at random moments, over every servi
       }
       const exit = await daemon.exited;
       assert.equal(exit.signal, 'SIGKILL', `run ${run} (${label}) ended by SIGKILL, not ${JSON.stringify(exit)}: ${daemon.stderr.join('')}`);
+      daemonLines.push(...daemon.lines);
       daemon = undefined;
       labels.push(label);
       killsAt.set(step.point && !label.startsWith('random') ? step.point : 'random', (killsAt.get(step.point && !label.startsWith('random') ? step.point : 'random') ?? 0) + 1);
@@ -229,7 +266,9 @@ test(`SIGKILL at every named crash point and at random moments, over every servi
             .prepare(`SELECT count(*) AS n FROM messages WHERE state NOT IN ('delivered','bounced','failed') AND NOT (state = 'spooled' AND route = 'T')`)
             .get() as { n: number };
           const morx = db.prepare(`SELECT count(*) AS n FROM messages`).get() as { n: number };
-          return open.n === 0 && morx.n > 0;
+          // With the keeper: also every archived call read and its AstDB key deleted.
+          const settled = !options.keeper || (keeperKeys().length === 0 && visibleFiles(tree.config.spool.outgoingDone).length === 0);
+          return open.n === 0 && morx.n > 0 && settled;
         } finally {
           db.close();
         }
@@ -240,6 +279,7 @@ test(`SIGKILL at every named crash point and at random moments, over every servi
     daemon.child.kill('SIGTERM');
     const last = await daemon.exited;
     assert.equal(last.code, 0, daemon.stderr.join(''));
+    daemonLines.push(...daemon.lines);
     daemon = undefined;
     await asterisk.stop();
 
@@ -254,6 +294,8 @@ test(`SIGKILL at every named crash point and at random moments, over every servi
     const outcomes = new Map<string, number>();
     const count = (o: string) => outcomes.set(o, (outcomes.get(o) ?? 0) + 1);
     let windowDuplicates = 0;
+    /** With the keeper: executions in a killed run before the outcome was recorded, recorded from AstDB instead of executed again. */
+    let keptByKeeper = 0;
 
     /** An S delivery: every part taken by app_sms exactly once, and the row delivered. */
     function deliveredToPhone(row: Row, what: string): boolean {
@@ -308,7 +350,14 @@ test(`SIGKILL at every named crash point and at random moments, over every servi
           const inWindow = windowExec.get(`${m.kind}:${row.id}`) ?? 0;
           if (row.state !== 'delivered') problems.push(`${what} #${row.id}: state ${row.state}`);
           if (n === 0) problems.push(`${what} #${row.id}: never ${m.kind === 'F' ? 'faxed' : 'played'}`);
-          else if (n - inWindow !== 1) problems.push(`${what} #${row.id}: ${m.kind === 'F' ? 'faxed' : 'played'} ${n} times, ${inWindow} of them in a killed run before the outcome was recorded`);
+          else if (options.keeper) {
+            // The window is closed: an execution in a killed run is recorded from AstDB, never repeated.
+            if (n !== 1) problems.push(`${what} #${row.id}: ${m.kind === 'F' ? 'faxed' : 'played'} ${n} times with the outcome keeper on (${inWindow} in a killed run before the outcome was recorded)`);
+            else {
+              count(`${m.kind}: ${m.kind === 'F' ? 'faxed' : 'played'} once${inWindow ? ' (executed in a killed run, recorded from AstDB)' : ''}`);
+              keptByKeeper += inWindow;
+            }
+          } else if (n - inWindow !== 1) problems.push(`${what} #${row.id}: ${m.kind === 'F' ? 'faxed' : 'played'} ${n} times, ${inWindow} of them in a killed run before the outcome was recorded`);
           else {
             count(`${m.kind}: ${m.kind === 'F' ? 'faxed' : 'played'} once${inWindow ? ' (+ again after a kill in the window)' : ''}`);
             windowDuplicates += inWindow;
@@ -357,17 +406,29 @@ test(`SIGKILL at every named crash point and at random moments, over every servi
       `lost: ${lost}; duplicated outside the known windows: ${problems.length - lost}`,
       `second deliveries inside the known at-least-once windows (T answered / F,V executed, then killed before the journal recorded it): ${windowDuplicates}`,
     ];
+    const keeperLines = daemonLines.filter((l) => l.includes('outcome read from the outcome keeper')).length;
+    if (options.keeper) {
+      summary.push(
+        `outcome keeper: F/V executed in a killed run before the journal recorded it, then recorded from AstDB instead of executed again: ${keptByKeeper}; outcomes read from AstDB (log lines): ${keeperLines}; AstDB keys left: ${keeperKeys().length}`,
+      );
+    }
     for (const line of summary) t.diagnostic(line);
     assert.deepEqual(problems, [], summary.join('\n'));
     assert.deepEqual(unreached, [], 'every named crash point was reached');
-    assert.ok(plan.length >= 50, `${plan.length} kills`);
+    assert.ok(plan.length >= options.minKills, `${plan.length} kills`);
+    if (options.keeper) {
+      assert.equal(windowDuplicates, 0, 'no second F/V delivery with the keeper on');
+      assert.ok(keptByKeeper > 0, 'the F/V window was hit (agi.outcome kills after SendFAX / Playback), so the keeper was put to work');
+      assert.ok(keeperLines >= keptByKeeper, `${keeperLines} outcomes read from AstDB for ${keptByKeeper} executions in killed runs`);
+      assert.deepEqual(keeperKeys(), [], 'every AstDB key deleted once its outcome was committed');
+    }
   } finally {
     daemon?.child.kill('SIGKILL');
     await asterisk.stop();
     await ami.close();
     tree.cleanup();
   }
-});
+}
 
 test('[testing] crash_at takes crash point names only (one, or several separated by commas); empty by default', async () => {
   const { parseConfig } = await import('../../src/config.js');

@@ -1,11 +1,13 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { connect, createServer, type Socket } from 'node:net';
 import { inspect } from 'node:util';
 import { AmiClient, AmiError, backoffDelay, type AmiClientOptions } from '../../src/asterisk/ami/client.js';
 import type { AmiMessage } from '../../src/asterisk/ami/framing.js';
 import { SmsRouterError } from '../../src/errors.js';
-import { FakeAmiServer, GREETING, TEXT } from '../fakes/ami-server.js';
+import { DB_TEXT, FakeAmiServer, GREETING, loadAmiTranscript, TEXT } from '../fakes/ami-server.js';
+import { AmiParser } from '../../src/asterisk/ami/framing.js';
 
 const SECRET = 'S3cr3t-must-never-be-logged';
 
@@ -524,4 +526,211 @@ test('an idle blackholed connection is found by the keepalive Ping alone; stop()
   const connections = fake.connections.length;
   await new Promise((resolve) => setTimeout(resolve, 300));
   assert.equal(fake.connections.length, connections, 'no reconnect after stop()');
+});
+
+// ─── response lists and AstDB (DBGet, DBDel) ─────────────────────────────────
+
+/** setup(), with the client logged in. */
+async function connected(t: TestContext, options: Partial<AmiClientOptions> = {}) {
+  const s = await setup(t, options);
+  s.client.start();
+  await s.client.waitConnected(5_000);
+  return s;
+}
+
+test('DBGet is a response list: the value comes from its DBGetResponse, intact (colons, spaces), and the list is never emitted as events', async (t) => {
+  const { fake, client } = await connected(t);
+  const events: AmiMessage[] = [];
+  client.on('event', (e) => events.push(e));
+  fake.astdb.set('sms-router/smsr-F-12-a1', 'SUCCESS:2::HANGUP');
+  fake.astdb.set('sms-router/smsr-F-13-a1', 'FAILED:0::The call dropped prematurely');
+  assert.equal(await client.dbGet('sms-router', 'smsr-F-12-a1'), 'SUCCESS:2::HANGUP');
+  assert.equal(await client.dbGet('sms-router', 'smsr-F-13-a1'), 'FAILED:0::The call dropped prematurely');
+  const list = await client.actionList('DBGet', { Family: 'sms-router', Key: 'smsr-F-12-a1' });
+  assert.deepEqual(
+    [list.response.get('Response'), list.response.get('EventList'), list.response.get('Message')],
+    ['Success', 'start', DB_TEXT.follows],
+  );
+  assert.deepEqual(list.events.map((e) => e.get('Event')), ['DBGetResponse', 'DBGetComplete']);
+  assert.ok(list.events.every((e) => e.get('ActionID') === list.response.get('ActionID')));
+  assert.equal(events.length, 0, 'list events belong to their action, not to the event stream');
+  // The same, one byte per write, with foreign events (carrying the ActionID, before the response) in between.
+  fake.chunking = { mode: 'bytes' };
+  fake.interleaveEvents = 2;
+  assert.equal(await client.dbGet('sms-router', 'smsr-F-12-a1'), 'SUCCESS:2::HANGUP');
+  assert.equal(events.length, 2, 'the events before the response are still events');
+});
+
+test('many DBGets at once, their lists packed together into a few chunks, each get their own value', async (t) => {
+  const { fake, client } = await connected(t);
+  for (let i = 0; i < 60; i++) fake.astdb.set(`f/k${i}`, `v${i}`);
+  // Each DBGet writes three messages; a chunk ends anywhere among them (a list's own order is Asterisk's: one session writes it in order).
+  fake.chunking = { mode: 'batch', count: 5 }; // 180 messages: 36 chunks, most lists cut across two
+  const got = await Promise.all(Array.from({ length: 60 }, (_, i) => client.dbGet('f', `k${i}`)));
+  assert.deepEqual(got, Array.from({ length: 60 }, (_, i) => `v${i}`));
+});
+
+test('DBGet of a missing key is undefined; DBDel deletes (true) and then finds nothing (false)', async (t) => {
+  const { fake, client } = await connected(t);
+  assert.equal(await client.dbGet('sms-router', 'nothing-here'), undefined);
+  const missing = await client.actionList('DBGet', { Family: 'sms-router', Key: 'nothing-here' });
+  assert.deepEqual([missing.response.get('Response'), missing.response.get('Message'), missing.events.length], ['Error', DB_TEXT.notFound, 0]);
+  fake.astdb.set('sms-router/smsr-V-3-a2', '::SUCCESS:');
+  assert.equal(await client.dbDel('sms-router', 'smsr-V-3-a2'), true);
+  assert.equal(fake.astdb.size, 0);
+  assert.equal(await client.dbDel('sms-router', 'smsr-V-3-a2'), false);
+  assert.equal(await client.dbGet('sms-router', 'smsr-V-3-a2'), undefined);
+});
+
+test('DBGet and DBDel refused by Asterisk (no write class) reject AMI_ACTION_FAILED with its reason; a list that names another key is AMI_PROTOCOL', async (t) => {
+  const { fake, client } = await connected(t);
+  fake.astdb.set('f/k', 'v');
+  fake.denied.add('dbget').add('dbdel');
+  const get = await rejectsWith(client.dbGet('f', 'k'), 'AMI_ACTION_FAILED');
+  assert.match(get.message, /DBGet refused: Permission denied/);
+  await rejectsWith(client.dbDel('f', 'k'), 'AMI_ACTION_FAILED');
+  assert.equal(fake.astdb.get('f/k'), 'v');
+  fake.denied.clear();
+  fake.reply = (a) => {
+    if (a.name !== 'DBGet') return undefined;
+    // Answered for another key: never taken for the value asked for.
+    fake.sendRaw(`Response: Success\r\nActionID: ${a.actionId}\r\nEventList: start\r\nMessage: Result will follow\r\n\r\n`);
+    fake.sendRaw(`Event: DBGetResponse\r\nFamily: f\r\nKey: other\r\nVal: x\r\nActionID: ${a.actionId}\r\n\r\n`);
+    fake.sendRaw(`Event: DBGetComplete\r\nActionID: ${a.actionId}\r\nEventList: Complete\r\nListItems: 1\r\n\r\n`);
+    return 'stall';
+  };
+  await rejectsWith(client.dbGet('f', 'k'), 'AMI_PROTOCOL');
+  assert.equal(client.state, 'connected');
+});
+
+test('DBGet while AMI is down rejects AMI_NOT_CONNECTED; a connection lost inside the list rejects AMI_DISCONNECTED at once', async (t) => {
+  const { fake, client } = await setup(t, { actionTimeoutMs: 10_000 });
+  await rejectsWith(client.dbGet('f', 'k'), 'AMI_NOT_CONNECTED');
+  client.start();
+  await client.waitConnected(5_000);
+  fake.astdb.set('f/k', 'v');
+  // The response and the first event arrive, then the PBX dies before DBGetComplete.
+  fake.reply = (a) => {
+    if (a.name !== 'DBGet') return undefined;
+    fake.sendRaw(`Response: Success\r\nActionID: ${a.actionId}\r\nEventList: start\r\nMessage: Result will follow\r\n\r\n`);
+    fake.sendRaw(`Event: DBGetResponse\r\nFamily: f\r\nKey: k\r\nVal: v\r\nActionID: ${a.actionId}\r\n\r\n`);
+    return 'drop';
+  };
+  const started = performance.now();
+  await rejectsWith(client.dbGet('f', 'k'), 'AMI_DISCONNECTED');
+  assert.ok(performance.now() - started < 2_500, 'not at the action timeout');
+  await rejectsWith(client.dbDel('f', 'k'), 'AMI_NOT_CONNECTED');
+});
+
+test('a list that never completes times out with AMI_TIMEOUT (the timeout covers the whole list); its late end is dropped', async (t) => {
+  const { fake, client } = await connected(t);
+  let late: (() => void) | undefined;
+  fake.reply = (a) => {
+    if (a.name !== 'DBGet') return undefined;
+    late = () => fake.sendRaw(`Event: DBGetComplete\r\nActionID: ${a.actionId}\r\nEventList: Complete\r\nListItems: 1\r\n\r\n`);
+    return [['Response', 'Success'], ['EventList', 'start'], ['Message', DB_TEXT.follows]];
+  };
+  const err = await rejectsWith(client.dbGet('f', 'k', { timeoutMs: 80 }), 'AMI_TIMEOUT');
+  assert.match(err.message, /DBGet/);
+  const events: AmiMessage[] = [];
+  client.on('event', (e) => events.push(e));
+  late!();
+  fake.reply = undefined;
+  fake.astdb.set('f/k', 'v');
+  assert.equal(await client.dbGet('f', 'k'), 'v', 'the next DBGet is not confused by the late end of the last one');
+  assert.deepEqual(events.map((e) => e.get('Event')), ['DBGetComplete'], 'a late list end is only an event');
+  assert.equal(client.state, 'connected');
+});
+
+// ─── the recorded DBPut / DBGet / DBDel session of a real Asterisk 20 ────────
+
+const DB_TRANSCRIPT = loadAmiTranscript('ami_dbget_transcript.txt');
+
+/** Resolves with everything received once at least `n` bytes are there; rejects when the socket closes or 5 s pass first. */
+function readBytes(socket: Socket, received: { buf: Buffer }, n: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (received.buf.length < n) return;
+      cleanup();
+      const text = received.buf.subarray(0, n).toString('utf8');
+      received.buf = received.buf.subarray(n);
+      resolve(text);
+    };
+    const closed = () => {
+      cleanup();
+      reject(new Error(`closed with ${received.buf.length} of ${n} bytes: ${JSON.stringify(received.buf.toString('utf8'))}`));
+    };
+    const timer = setTimeout(closed, 5_000);
+    const cleanup = () => {
+      clearTimeout(timer);
+      socket.off('data', check);
+      socket.off('close', closed);
+    };
+    socket.on('data', check);
+    socket.on('close', closed);
+    check();
+  });
+}
+
+test('the recorded Asterisk 20 session replayed against the fake AMI gets the same answers byte for byte (DBPut, the DBGet list, DBDel, missing keys)', async (t) => {
+  const fake = await FakeAmiServer.start();
+  t.after(() => fake.close());
+  assert.deepEqual(
+    DB_TRANSCRIPT.filter((x) => x.from === 'client').map((x) => /^Action: (\w+)/.exec(x.text)?.[1]),
+    ['Login', 'DBPut', 'DBGet', 'DBDel', 'DBGet', 'DBDel', 'Logoff'],
+    'the transcript is the session this test is about',
+  );
+  const socket = connect({ host: fake.host, port: fake.port });
+  t.after(() => socket.destroy());
+  const received = { buf: Buffer.alloc(0) };
+  socket.on('data', (chunk: Buffer) => (received.buf = Buffer.concat([received.buf, chunk])));
+  for (const turn of DB_TRANSCRIPT) {
+    if (turn.from === 'client') socket.write(turn.text);
+    else assert.equal(await readBytes(socket, received, Buffer.byteLength(turn.text)), turn.text);
+  }
+  await once(socket, 'close'); // after Goodbye, as Asterisk does
+  assert.equal(received.buf.length, 0, 'nothing more than the recording');
+  assert.equal(fake.astdb.size, 0);
+});
+
+test('the client reads the recorded answers of a real Asterisk 20: the value, deleted, then missing for both', async (t) => {
+  // A server that answers each action with what Asterisk answered the same action (by name and turn), under the client's ActionID.
+  const answers = new Map<string, string[]>();
+  let greeting = '';
+  DB_TRANSCRIPT.forEach((turn, i) => {
+    if (turn.from !== 'server') return;
+    const asked = DB_TRANSCRIPT[i - 1];
+    if (!asked) {
+      greeting = turn.text;
+      return;
+    }
+    const name = /^Action: (\w+)/.exec(asked.text)![1]!;
+    const id = /\r\nActionID: ([^\r]*)\r\n/.exec(asked.text)?.[1];
+    const answer = id === undefined ? turn.text : turn.text.split(`ActionID: ${id}\r\n`).join('ActionID: {id}\r\n');
+    answers.set(name, [...(answers.get(name) ?? []), answer]);
+  });
+  const server = createServer((socket) => {
+    const parser = new AmiParser({ expectGreeting: false });
+    socket.on('error', () => undefined);
+    socket.on('data', (chunk: Buffer) => {
+      for (const frame of parser.push(chunk)) {
+        if (frame.type !== 'message') continue;
+        const name = frame.message.get('Action')!;
+        const reply = answers.get(name)?.shift();
+        if (reply) socket.write(reply.split('{id}').join(frame.message.get('ActionID') ?? ''));
+        if (name === 'Logoff') socket.end();
+      }
+    });
+    socket.write(greeting);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const client = new AmiClient({ host: '127.0.0.1', port: (server.address() as { port: number }).port, username: 'labami', secret: 'labsecret123' });
+  t.after(() => client.stop());
+  client.start();
+  await client.waitConnected(5_000);
+  assert.equal(await client.dbGet('sms-router', 'smsr-F-12-a1'), 'SUCCESS:2::HANGUP');
+  assert.equal(await client.dbDel('sms-router', 'smsr-F-12-a1'), true);
+  assert.equal(await client.dbGet('sms-router', 'smsr-F-12-a1'), undefined);
+  assert.equal(await client.dbDel('sms-router', 'smsr-F-12-a1'), false);
 });

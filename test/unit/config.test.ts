@@ -27,7 +27,7 @@ const MIN = '[centre]\nreceive_number = "1000"\nsend_number = "1000"\n';
 test('the example file documents every key with its default and loads', () => {
   const c = loadConfig(EXAMPLE);
   const text = readFileSync(EXAMPLE, 'utf8');
-  for (const key of ['root', 'quarantine', 'max_file_size', 'rescan_interval', 'create_missing', 'fsync', 'batch_size', 'call_archive', 'keep_calls', 'path', 'receive_number', 'send_number', 'max_retries', 'retry_time', 'wait_time', 'reference_bits', 'unsupported_character', 'disabled', 'unknown', 'sip_failed', 'enabled', 'host', 'port', 'username', 'secret', 'action_timeout', 'domain', 'listen', 'advertise', 'fax_failed', 'voice_failed', 'sms_failed', 'app_log', 'max_concurrent_calls', 'validity', 'expired', 'reassembly_timeout', 'hours', 'time_zone', 'services', 'retry_backoff', 'caller_id', 'max_attempts', 'retry_delay', 'dir', 'keep', 'resolution', 'compression', 'header', 'local_station_id', 'header_info', 'ecm', 'min_rate', 'max_rate', 'engine', 'language', 'repeats', 'self_service', 'per_sender_per_minute', 'builtin_numbers', 'reply_max_chars', 'wrong_number', 'failed', 'too_many', 'level']) {
+  for (const key of ['root', 'quarantine', 'max_file_size', 'rescan_interval', 'create_missing', 'fsync', 'batch_size', 'call_archive', 'keep_calls', 'path', 'receive_number', 'send_number', 'max_retries', 'retry_time', 'wait_time', 'reference_bits', 'unsupported_character', 'disabled', 'unknown', 'sip_failed', 'enabled', 'host', 'port', 'username', 'secret', 'action_timeout', 'outcome_keeper', 'domain', 'listen', 'advertise', 'fax_failed', 'voice_failed', 'sms_failed', 'app_log', 'max_concurrent_calls', 'validity', 'expired', 'reassembly_timeout', 'hours', 'time_zone', 'services', 'retry_backoff', 'caller_id', 'max_attempts', 'retry_delay', 'dir', 'keep', 'resolution', 'compression', 'header', 'local_station_id', 'header_info', 'ecm', 'min_rate', 'max_rate', 'engine', 'language', 'repeats', 'self_service', 'per_sender_per_minute', 'builtin_numbers', 'reply_max_chars', 'wrong_number', 'failed', 'too_many', 'level']) {
     assert.match(text, new RegExp(`^${key} = `, 'm'), `${key} documented`);
   }
   assert.equal(c.spool.root, '/var/spool/asterisk');
@@ -68,6 +68,13 @@ test('errors name the file, the key and what was expected', () => {
   fails(MIN + '[ami]\nenabled = true\n', 'ami.username', /required when \[ami\] enabled = true/);
   fails(MIN + '[ami]\nenabled = true\nusername = "u"\n', 'ami.secret', /required when/);
   fails(MIN + '[ami]\nsecret = "a\\nb"\n', 'ami.secret', /control characters/);
+  const AMI = '[ami]\nenabled = true\nusername = "u"\nsecret = "s"\n';
+  for (const bad of ['sms router', 'ctx,s,1', 'a\\nb', 'x(y)', 'ż'.repeat(3), 'c'.repeat(80)]) {
+    fails(MIN + AMI + `outcome_keeper = "${bad}"\n`, 'ami.outcome_keeper', /dialplan context name of letters, digits, _ and -/);
+  }
+  fails(MIN + '[ami]\noutcome_keeper = "sms-router-outcome"\n', 'ami.outcome_keeper', /empty unless \[ami\] enabled = true/);
+  assert.equal(parseConfig('/x.toml', MIN + AMI + 'outcome_keeper = "sms-router-outcome"\n').ami.outcomeKeeper, 'sms-router-outcome');
+  assert.equal(parseConfig('/x.toml', MIN + AMI).ami.outcomeKeeper, '', 'off unless set');
   // The secret itself is never echoed in the error.
   assert.throws(() => parseConfig('/x.toml', MIN + '[ami]\nsecret = "hunter2\\nx"\n'), (err: unknown) => !String((err as Error).message).includes('hunter2'));
   fails(MIN + '[agi]\nlisten = "4573"\n', 'agi.listen', /HOST:PORT/);

@@ -17,6 +17,12 @@
  * There is deliberately no queue here: when not logged in, action() fails at once
  * and the caller's journal decides what to retry. AMI_DISCONNECTED means "outcome
  * unknown" (the PBX may have acted on it), AMI_NOT_CONNECTED means "never sent".
+ *
+ * Some actions answer with a list (AMI's "response list"): `Response: Success`
+ * with `EventList: start`, then events carrying the action's ActionID, then a
+ * last event with `EventList: Complete`; they arrive even with `Events: off`.
+ * actionList() collects them; dbGet()/dbDel() are AstDB's DBGet (a list of one
+ * DBGetResponse) and DBDel (a plain response).
  */
 import { connect, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
@@ -92,9 +98,23 @@ export function backoffDelay(failures: number, options: BackoffOptions = {}, ran
   return Math.round(Math.max(0, Math.min(b.maxMs, jittered)));
 }
 
+/** What a list action (actionList) answered: its response, then every event of the list, the closing one last. */
+export interface AmiListAnswer {
+  response: AmiMessage;
+  events: AmiMessage[];
+}
+
+/** AstDB's answers to a missing key: DBGet's, and DBDel's (Asterisk 20 since 2022; older ones said "not found" there too). */
+const DB_MISSING = new Set(['database entry not found', 'database entry could not be deleted']);
+
 interface Pending {
   action: string;
-  resolve(message: AmiMessage): void;
+  /**
+   * Offered each message carrying this action's ActionID: false = not part of the
+   * answer (an event before the response); 'more' = taken, the answer goes on
+   * (a list); 'done' = taken, the answer is complete and settled.
+   */
+  take(message: AmiMessage): false | 'more' | 'done';
   reject(err: Error): void;
   timer: NodeJS.Timeout;
 }
@@ -118,6 +138,14 @@ interface Connection {
 }
 
 const noop = () => {};
+const isSuccess = (m: AmiMessage) => m.get('Response')?.toLowerCase() === 'success';
+/** The list's last event: `EventList: Complete` (or `Cancelled`; anything but `start`). */
+const isListEnd = (m: AmiMessage) => {
+  const flag = m.get('EventList')?.toLowerCase();
+  return flag !== undefined && flag !== 'start';
+};
+const refused = (action: string, response: AmiMessage) =>
+  new AmiError('AMI_ACTION_FAILED', `AMI ${action} refused: ${response.get('Message') ?? response.get('Response') ?? 'no reason given'}`);
 const SILENT: AmiLogger = { info: noop, warn: noop, debug: noop };
 
 export class AmiClient extends EventEmitter<AmiClientEvents> {
@@ -220,6 +248,48 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
    * `Response: Error` resolves too: read `get('Response')` and `get('Message')`.
    */
   action(action: string, fields: Record<string, string> = {}, options: { timeoutMs?: number } = {}): Promise<AmiMessage> {
+    return this.send(action, fields, options, false).then((answer) => answer.response);
+  }
+
+  /**
+   * Sends an action that answers with a list and resolves once the list is
+   * complete (the event with `EventList: Complete`), with the response and
+   * every event carrying its ActionID. A response that starts no list (an
+   * `Error`, say) resolves at once with no events. The timeout covers the
+   * whole list.
+   */
+  actionList(action: string, fields: Record<string, string> = {}, options: { timeoutMs?: number } = {}): Promise<AmiListAnswer> {
+    return this.send(action, fields, options, true);
+  }
+
+  /**
+   * AstDB: the value of FAMILY/KEY, or undefined when there is no such key.
+   * Rejects AMI_ACTION_FAILED when Asterisk refuses (e.g. `Permission denied`:
+   * DBGet needs the `system` or `reporting` write class), AMI_PROTOCOL when the
+   * list does not hold the key asked for, and as action() does otherwise.
+   */
+  async dbGet(family: string, key: string, options: { timeoutMs?: number } = {}): Promise<string | undefined> {
+    const { response, events } = await this.actionList('DBGet', { Family: family, Key: key }, options);
+    if (!isSuccess(response)) {
+      if (DB_MISSING.has((response.get('Message') ?? '').toLowerCase())) return undefined;
+      throw refused('DBGet', response);
+    }
+    const item = events.find((e) => e.get('Event')?.toLowerCase() === 'dbgetresponse');
+    if (!item || item.get('Family') !== family || item.get('Key') !== key || item.get('Val') === undefined) {
+      throw new AmiError('AMI_PROTOCOL', `AMI DBGet ${family}/${key}: the answer holds no DBGetResponse for that key`);
+    }
+    return item.get('Val');
+  }
+
+  /** AstDB: deletes FAMILY/KEY; true when it was there, false when it was not. Rejects as dbGet() does (DBDel needs `system`). */
+  async dbDel(family: string, key: string, options: { timeoutMs?: number } = {}): Promise<boolean> {
+    const response = await this.action('DBDel', { Family: family, Key: key }, options);
+    if (isSuccess(response)) return true;
+    if (DB_MISSING.has((response.get('Message') ?? '').toLowerCase())) return false;
+    throw refused('DBDel', response);
+  }
+
+  private send(action: string, fields: Record<string, string>, options: { timeoutMs?: number }, list: boolean): Promise<AmiListAnswer> {
     // The ActionID is ours: a caller-supplied one would break the correlation.
     const own = Object.keys(fields).find((k) => k.toLowerCase() === 'actionid');
     if (own !== undefined) return Promise.reject(new AmiUnsafeValueError(own, 'key'));
@@ -234,7 +304,7 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
       return Promise.reject(new AmiError('AMI_NOT_CONNECTED', `AMI not connected (state ${this.currentState}): ${action} not sent`));
     }
     const timeoutMs = options.timeoutMs !== undefined && options.timeoutMs > 0 ? options.timeoutMs : this.opts.actionTimeoutMs;
-    return this.request(conn, action, Object.entries(fields), timeoutMs, { probeOnTimeout: true });
+    return this.request(conn, action, Object.entries(fields), timeoutMs, { probeOnTimeout: true, list });
   }
 
   /**
@@ -246,8 +316,8 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     action: string,
     fields: AmiFields,
     timeoutMs: number,
-    options: { probeOnTimeout?: boolean; unref?: boolean } = {},
-  ): Promise<AmiMessage> {
+    options: { probeOnTimeout?: boolean; unref?: boolean; list?: boolean } = {},
+  ): Promise<AmiListAnswer> {
     const id = `${this.idPrefix}-${++this.seq}`;
     let bytes: Buffer;
     try {
@@ -264,7 +334,22 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
         if (options.probeOnTimeout) this.probe(conn, `${action} timed out`);
       }, timeoutMs);
       if (options.unref) timer.unref();
-      conn.pending.set(id, { action, resolve, reject, timer });
+      let answer: AmiListAnswer | undefined;
+      const take = (message: AmiMessage): false | 'more' | 'done' => {
+        if (!answer) {
+          // Only a message with Response: answers an action; events before it are not ours.
+          if (message.get('Response') === undefined) return false;
+          answer = { response: message, events: [] };
+          if (options.list && message.get('EventList')?.toLowerCase() === 'start') return 'more';
+        } else {
+          if (message.get('Event') === undefined) return false;
+          answer.events.push(message);
+          if (!isListEnd(message)) return 'more';
+        }
+        resolve(answer);
+        return 'done';
+      };
+      conn.pending.set(id, { action, take, reject, timer });
       this.log.debug({ action, actionId: id }, 'AMI action sent');
       conn.socket.write(bytes);
     });
@@ -327,12 +412,14 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     }
     const message = frame.message;
     const id = message.get('ActionID');
-    // Only a message with Response: answers an action; list events carry the ActionID too.
-    const pending = id !== undefined && message.get('Response') !== undefined ? conn.pending.get(id) : undefined;
-    if (pending && id !== undefined) {
-      conn.pending.delete(id);
-      clearTimeout(pending.timer);
-      pending.resolve(message);
+    // The response answers an action; after a list's response, so do the list's events.
+    const pending = id !== undefined ? conn.pending.get(id) : undefined;
+    const taken = pending ? pending.take(message) : false;
+    if (taken) {
+      if (taken === 'done') {
+        conn.pending.delete(id!);
+        clearTimeout(pending!.timer);
+      }
     } else if (message.get('Event') !== undefined) {
       this.emit('event', message);
     } else if (message.get('Response') !== undefined) {
@@ -357,7 +444,7 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
       ['Events', events ? 'on' : 'off'],
     ];
     this.request(conn, 'Login', fields, actionTimeoutMs).then(
-      (response) => {
+      ({ response }) => {
         if (conn !== this.conn || !this.running) return;
         if (response.get('Response')?.toLowerCase() === 'success') {
           this.onLoggedIn(conn);
