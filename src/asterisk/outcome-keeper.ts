@@ -7,9 +7,11 @@
  *
  * when the channel hangs up, also after our FastAGI connection died in the
  * middle of SendFAX or Playback (Asterisk finishes the application without
- * us). pbx_spool archives the call file only after that, so when the archive
- * shows an answered call whose outcome the journal does not have, the value
- * is there to be read over AMI (DBGet) instead of sending the fax again.
+ * us). pbx_spool archives the call file at about the same time (measured on
+ * the lab: a few milliseconds either side), so when the archive shows an
+ * answered call whose outcome the journal does not have, the value is read
+ * over AMI (DBGet, asked again for up to 3 s while it is not there yet)
+ * instead of sending the fax again.
  * Once the journal has the call's outcome, the key is deleted (DBDel).
  *
  * The value's fields: FAXSTATUS and PLAYBACKSTATUS are words, FAXPAGES a
@@ -75,7 +77,12 @@ export interface OutcomeKeeperOptions {
    * connected means down, and nothing waits.
    */
   startupGraceMs: number;
+  /** Waits before asking again for a key that is not there yet (default ABSENT_RETRY_MS). */
+  absentRetryMs?: readonly number[];
 }
+
+/** 0.25 s, then 0.75 s, then 2 s: a handler that has not run 3 s after the archive did not run. */
+export const ABSENT_RETRY_MS: readonly number[] = [250, 750, 2000];
 
 export class OutcomeKeeper {
   private graceUntil = 0;
@@ -101,16 +108,32 @@ export class OutcomeKeeper {
     const up = await this.connected();
     if (up !== true) return up === 'closed' ? { kind: 'closed' } : { kind: 'unavailable', reason: `AMI is not connected (${this.options.ami.state})` };
     let value: string | undefined;
-    try {
-      value = await this.options.ami.dbGet(KEEPER_FAMILY, keeperKey(callFile));
-    } catch (err) {
-      return this.closed ? { kind: 'closed' } : { kind: 'unavailable', reason: `DBGet failed (${errorCode(err)}: ${errorMessage(err)})` };
+    // pbx_spool may archive the call a few milliseconds before the hangup handler has run (seen on
+    // the lab: the archive appeared 5 ms before the handler's next line), so a missing key is asked
+    // for again, a little later, before it counts as absent.
+    for (const wait of [0, ...(this.options.absentRetryMs ?? ABSENT_RETRY_MS)]) {
+      if (wait > 0 && (await this.sleep(wait)) === 'closed') return { kind: 'closed' };
+      try {
+        value = await this.options.ami.dbGet(KEEPER_FAMILY, keeperKey(callFile));
+      } catch (err) {
+        return this.closed ? { kind: 'closed' } : { kind: 'unavailable', reason: `DBGet failed (${errorCode(err)}: ${errorMessage(err)})` };
+      }
+      if (this.closed) return { kind: 'closed' };
+      if (value !== undefined) break;
     }
-    if (this.closed) return { kind: 'closed' };
     if (value === undefined) return { kind: 'absent' };
     const outcome = parseKeptOutcome(value);
     if (!outcome) return { kind: 'unavailable', reason: `the value ${quoted(value)} is not FAXSTATUS:FAXPAGES:PLAYBACKSTATUS:FAXERROR` };
     return { kind: 'found', outcome };
+  }
+
+  /** Waits `ms`, or less when the keeper closes meanwhile. */
+  private async sleep(ms: number): Promise<'closed' | 'slept'> {
+    let timer: NodeJS.Timeout | undefined;
+    const slept = new Promise<'slept'>((resolve) => (timer = setTimeout(() => resolve('slept'), ms)));
+    const result = await Promise.race([slept, this.closing.then(() => 'closed' as const)]);
+    clearTimeout(timer);
+    return result;
   }
 
   /** Deletes the call's key once the journal has its outcome, so AstDB does not fill up. Best effort: a failure is logged. */

@@ -111,3 +111,23 @@ test('AMI errors never escape: a failed DBGet is unavailable with its code, a fa
   assert.equal(lines.length, 1);
   assert.match(lines[0]!, /"code":"AMI_DISCONNECTED".*could not delete sms-router\/smsr-F-1-a1; it stays in AstDB/);
 });
+
+test('a key the hangup handler writes a moment after the archive is found; one that never comes is absent after the retries', async () => {
+  const values: Record<string, string> = {};
+  const { ami, calls } = fakeAmi(values);
+  ami.connect();
+  const keeper = new OutcomeKeeper({ ami, log: memoryLogger(), startupGraceMs: 0, absentRetryMs: [20, 40, 80] });
+  keeper.start();
+  const pending = keeper.lookup('smsr-F-3-a1.call');
+  setTimeout(() => (values['sms-router/smsr-F-3-a1'] = 'SUCCESS:2::HANGUP'), 30);
+  assert.deepEqual(await pending, { kind: 'found', outcome: { faxStatus: 'SUCCESS', faxPages: 2, playbackStatus: '', faxError: 'HANGUP' } });
+  assert.ok(calls.filter((c) => c.endsWith('smsr-F-3-a1')).length >= 2, 'asked again after the first miss');
+
+  calls.length = 0;
+  assert.deepEqual(await keeper.lookup('smsr-F-4-a1.call'), { kind: 'absent' });
+  assert.deepEqual(calls, Array(4).fill('DBGet sms-router/smsr-F-4-a1'), 'once, then once per retry');
+
+  const closing = keeper.lookup('smsr-F-5-a1.call');
+  keeper.close();
+  assert.deepEqual(await closing, { kind: 'closed' }, 'stopping ends the retries');
+});
