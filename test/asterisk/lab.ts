@@ -5,7 +5,7 @@
  * the lab are used; every program runs with an argument array, no shell.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -47,6 +47,21 @@ export class Lab {
   async rx(command: string): Promise<string> {
     const { stdout } = await run(path.join(this.dir, 'rx.sh'), [command], { timeout: 30_000 });
     return stdout;
+  }
+
+  /**
+   * Adds a dialplan file of ours (docs/asterisk/…) to the lab as an operator
+   * would: copied beside extensions.conf, `#include`d once, `dialplan reload`.
+   * lay.sh lays extensions.conf anew from the recipe; this adds it back.
+   */
+  async includeDialplan(file: string): Promise<void> {
+    const etc = path.join(this.dir, 'inst', 'etc');
+    const name = path.basename(file);
+    copyFileSync(file, path.join(etc, name));
+    const extensions = path.join(etc, 'extensions.conf');
+    const line = `#include "${name}"`;
+    if (!readFileSync(extensions, 'utf8').split('\n').includes(line)) appendFileSync(extensions, `\n; added by sms-router's test:asterisk\n${line}\n`);
+    await this.rx('dialplan reload');
   }
 
   /**

@@ -34,6 +34,7 @@ import { readSmsLog } from '../fakes/app-sms.js';
 import { splitMessage } from '../../src/spool/encoding.js';
 
 const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
+const KEEPER_DIALPLAN = fileURLToPath(new URL('../../../docs/asterisk/outcome-keeper.conf', import.meta.url));
 const tick = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 // ------------------------------------------------------------------ the numbers of the lab
@@ -147,6 +148,8 @@ interface Scenario {
   name: string;
   /** Longest it may take on a loaded 2-core machine. */
   seconds: number;
+  /** Runs after the others, on its own: it kills the daemon. */
+  alone?: boolean;
   run(ctx: Context): Promise<Outcome>;
 }
 
@@ -157,6 +160,7 @@ interface Context {
   sipLog: string;
   resultsFrom: number;
   sender(): string;
+  daemon: DaemonProcess;
   /** Polls `probe` until it returns a value, or gives up at the scenario's deadline. */
   until<T>(probe: () => T | undefined | Promise<T | undefined>): Promise<T | undefined>;
 }
@@ -363,6 +367,51 @@ const SCENARIOS: Scenario[] = [
       };
     },
   },
+  {
+    name: 'F exactly once: the daemon SIGKILLed in the middle of SendFAX, restarted (outcome keeper)',
+    seconds: 300,
+    alone: true,
+    async run(ctx) {
+      // Sixty-odd short lines: two SMS parts, a two-page fax.
+      const text = `l18 sent while the daemon dies\n${Array.from({ length: 64 }, (_, i) => `p${i + 1}`).join('\n')}`;
+      const from = ctx.sender();
+      const resultsFrom = ctx.lab.offset('results.log');
+      for (const part of splitMessage(text, { reference: 0x63 })) await ctx.lab.phoneSends(from, FAX, part.text, { udh: part.udh });
+      // pbx_exec names the application a channel runs, also one that FastAGI's EXEC started.
+      const sending = await ctx.until(async () => (/!SendFAX!/.test(await ctx.lab.rx('core show channels concise')) ? true : undefined));
+      if (!sending) return { pass: false, journal: '-', far: 'SendFAX never started' };
+      await tick(5_000); // a page takes about ten seconds: this is in the first of two
+      const killed = await ctx.daemon.kill();
+      const stillSending = /!SendFAX!/.test(await ctx.lab.rx('core show channels concise'));
+      await ctx.daemon.start();
+      const row = await ctx.until(() => final(ctx.obs.message(text)));
+      const detail = row?.detail ? (JSON.parse(row.detail) as { faxStatus?: string; faxPages?: number; expectedPages?: number; outcomeFrom?: string }) : {};
+      // Long enough for a second attempt's fax to have come through, had there been one.
+      await tick(row?.state === 'delivered' ? 20_000 : 0);
+      const received = ctx.lab.results(resultsFrom).filter((r) => r.kind === 'RECEIVEFAX');
+      const calls = row ? ctx.obs.calls(row.id) : [];
+      const kept = await ctx.lab.rx('database show sms-router');
+      const pass =
+        killed &&
+        detail.expectedPages === 2 &&
+        row?.state === 'delivered' &&
+        detail.outcomeFrom === 'outcome-keeper' &&
+        detail.faxStatus === 'SUCCESS' &&
+        detail.faxPages === detail.expectedPages &&
+        calls.length === 1 &&
+        received.length === 1 &&
+        received[0]!.fields.FAXSTATUS === 'SUCCESS' &&
+        Number(received[0]!.fields.FAXPAGES) === detail.expectedPages &&
+        !kept.includes(calls[0]?.file_name.replace(/\.call$/, '') ?? '?');
+      return {
+        pass,
+        journal: row
+          ? `${shortRow(row)} FAXSTATUS=${detail.faxStatus} FAXPAGES=${detail.faxPages} of ${detail.expectedPages}, outcome from ${detail.outcomeFrom ?? 'the FastAGI session'}; calls ${calls.map((c) => `${c.file_name}=${c.status}`).join(', ')}; AstDB key ${kept.includes(calls[0]?.file_name.replace(/\.call$/, '') ?? '?') ? 'still there' : 'deleted'}`
+          : 'no final row',
+        far: `daemon SIGKILLed with SendFAX running (still running after the kill: ${stillSending}); the receiver got ${received.length} fax(es): ${received.map((r) => `FAXSTATUS=${r.fields.FAXSTATUS} FAXPAGES=${r.fields.FAXPAGES}`).join('; ')}`,
+      };
+    },
+  },
   ...[
     ['S to a busy line (retried, then a notice)', BUSY],
     ['S to an unanswered line (retried, then a notice)', NO_ANSWER],
@@ -431,6 +480,7 @@ host = "127.0.0.1"
 port = ${ports.ami}
 username = "labami"
 secret = "labsecret123"
+outcome_keeper = "sms-router-outcome"
 [commands]
 per_sender_per_minute = 100
 [http]
@@ -485,6 +535,50 @@ async function healthy(port: number, daemon: ChildProcess): Promise<void> {
   throw new Error('the daemon did not become healthy in 60 s');
 }
 
+/** The built daemon as a child process on the lab's config; its output is appended to one log file. */
+class DaemonProcess {
+  private child: ChildProcess | undefined;
+  private readonly log: ReturnType<typeof createWriteStream>;
+  constructor(
+    private readonly configPath: string,
+    private readonly httpPort: number,
+    logFile: string,
+  ) {
+    this.log = createWriteStream(logFile, { flags: 'a' });
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  async start(): Promise<void> {
+    const child = spawn(process.execPath, [MAIN, 'run', '--config', this.configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.pipe(this.log, { end: false });
+    child.stderr!.pipe(this.log, { end: false });
+    this.child = child;
+    await healthy(this.httpPort, child);
+  }
+
+  /** SIGKILL, as a crash; true once it is dead. */
+  async kill(): Promise<boolean> {
+    return this.end('SIGKILL');
+  }
+
+  /** SIGTERM, as systemd stops it. */
+  async stop(): Promise<boolean> {
+    return this.end('SIGTERM');
+  }
+
+  private async end(signal: NodeJS.Signals): Promise<boolean> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return true;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill(signal);
+    await exited;
+    return true;
+  }
+}
+
 async function main(): Promise<number> {
   const labDir = process.env.SMSR_ASTERISK_LAB;
   if (!labDir) {
@@ -501,6 +595,8 @@ async function main(): Promise<number> {
   console.log(`lab: ${lab.dir}: ${version.split('\n')[0]}`);
   if (existsSync(lab.path('outgoing')) && readdirSync(lab.path('outgoing')).length > 0) await tick(5_000); // let a previous run's calls end
   lab.clean();
+  // The outcome keeper's dialplan, exactly as docs/asterisk gives it to operators.
+  await lab.includeDialplan(KEEPER_DIALPLAN);
   const work = mkdtempSync(path.join(tmpdir(), 'smsr-lab-'));
   const httpPort = await freePort();
   const configPath = path.join(work, 'lab.toml');
@@ -524,44 +620,42 @@ async function main(): Promise<number> {
   const sipLog = path.join(work, 'msgpeer.log');
   const listener = lab.sipListener(5099, sipLog, 900);
 
-  const daemonLog = createWriteStream(path.join(work, 'daemon.log'));
-  const daemon = spawn(process.execPath, [MAIN, 'run', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-  daemon.stdout.pipe(daemonLog);
-  daemon.stderr.pipe(daemonLog);
+  const daemon = new DaemonProcess(configPath, httpPort, path.join(work, 'daemon.log'));
   const obs = new Observer(lab, path.join(work, 'lab.db'), smsLogFrom);
   let failed = 0;
   try {
-    await healthy(httpPort, daemon);
+    await daemon.start();
     console.log(`daemon: pid ${daemon.pid}, config ${configPath}, log ${path.join(work, 'daemon.log')}`);
     let next = 0;
     const started = Date.now();
-    const results = await Promise.all(
-      chosen.map(async (scenario) => {
-        const deadline = Date.now() + scenario.seconds * 1000;
-        const ctx: Context = {
-          lab,
-          obs,
-          work,
-          sipLog,
-          resultsFrom,
-          sender: () => SENDERS[next++ % SENDERS.length]!,
-          async until(probe) {
-            for (;;) {
-              const v = await probe();
-              if (v !== undefined || Date.now() > deadline) return v;
-              await tick(500);
-            }
-          },
-        };
-        const t0 = Date.now();
-        try {
-          const outcome = await scenario.run(ctx);
-          return { scenario, outcome, seconds: (Date.now() - t0) / 1000 };
-        } catch (err) {
-          return { scenario, outcome: { pass: false, journal: '-', far: `error: ${(err as Error).message}` }, seconds: (Date.now() - t0) / 1000 };
-        }
-      }),
-    );
+    const runOne = async (scenario: Scenario) => {
+      const deadline = Date.now() + scenario.seconds * 1000;
+      const ctx: Context = {
+        lab,
+        obs,
+        work,
+        sipLog,
+        resultsFrom,
+        sender: () => SENDERS[next++ % SENDERS.length]!,
+        daemon,
+        async until(probe) {
+          for (;;) {
+            const v = await probe();
+            if (v !== undefined || Date.now() > deadline) return v;
+            await tick(500);
+          }
+        },
+      };
+      const t0 = Date.now();
+      try {
+        const outcome = await scenario.run(ctx);
+        return { scenario, outcome, seconds: (Date.now() - t0) / 1000 };
+      } catch (err) {
+        return { scenario, outcome: { pass: false, journal: '-', far: `error: ${(err as Error).message}` }, seconds: (Date.now() - t0) / 1000 };
+      }
+    };
+    const results = await Promise.all(chosen.filter((sc) => !sc.alone).map(runOne));
+    for (const scenario of chosen.filter((sc) => sc.alone)) results.push(await runOne(scenario));
     for (const { scenario, outcome, seconds } of results) {
       if (!outcome.pass) failed++;
       console.log(`${outcome.pass ? 'PASS' : 'FAIL'} ${scenario.name} (${seconds.toFixed(1)} s)\n     journal: ${outcome.journal}\n     far side: ${outcome.far}`);
@@ -569,8 +663,7 @@ async function main(): Promise<number> {
     console.log(`${results.length - failed} passed, ${failed} failed (${((Date.now() - started) / 1000).toFixed(0)} s)`);
   } finally {
     obs.close();
-    daemon.kill('SIGTERM');
-    await new Promise((r) => daemon.once('exit', r));
+    await daemon.stop();
     listener.kill('SIGTERM');
     for (const relay of relays) await relay.stop();
     mttxWatch?.close();
