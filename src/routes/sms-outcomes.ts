@@ -107,13 +107,7 @@ export class SmsOutcomes {
 
   /** At start: every S message handed to Asterisk is expected again. */
   rebuild(): void {
-    let afterId = 0;
-    for (;;) {
-      const rows = this.journal.listByState('spooled', 500, afterId);
-      if (rows.length === 0) return;
-      afterId = rows[rows.length - 1]!.id;
-      for (const m of rows) if (m.route === 'S') this.expect(m);
-    }
+    for (const m of this.spooledSms()) this.expect(m);
   }
 
   /**
@@ -126,23 +120,27 @@ export class SmsOutcomes {
   recoverStaged(): number {
     const { mttx } = this.config.spool;
     let renamed = 0;
-    let afterId = 0;
-    for (;;) {
-      const rows = this.journal.listByState('spooled', 500, afterId);
-      if (rows.length === 0) return renamed;
-      afterId = rows[rows.length - 1]!.id;
-      for (const m of rows) {
-        if (m.route !== 'S') continue;
-        const acknowledged = new Set(detailOf(m).acknowledged ?? []);
-        for (const [i, file] of this.filesOf(m).entries()) {
-          if (acknowledged.has(i + 1)) continue;
-          const staged = path.join(mttx, `.${path.basename(file)}`);
-          if (existsSync(file) || !existsSync(staged)) continue;
-          renameSync(staged, file);
-          renamed++;
-          this.log.warn({ msgId: m.id, file, route: 'S' }, 'an SMS file staged before a crash was renamed into sms/mttx');
-        }
+    for (const m of this.spooledSms()) {
+      const acknowledged = new Set(detailOf(m).acknowledged ?? []);
+      for (const [i, file] of this.filesOf(m).entries()) {
+        if (acknowledged.has(i + 1)) continue;
+        const staged = path.join(mttx, `.${path.basename(file)}`);
+        if (existsSync(file) || !existsSync(staged)) continue;
+        renameSync(staged, file);
+        renamed++;
+        this.log.warn({ msgId: m.id, file, route: 'S' }, 'an SMS file staged before a crash was renamed into sms/mttx');
       }
+    }
+    return renamed;
+  }
+
+  /** Every S message handed to Asterisk, a page of rows at a time. */
+  private *spooledSms(): Generator<MessageRow> {
+    for (let afterId = 0; ; ) {
+      const rows = this.journal.listByState('spooled', 500, afterId);
+      if (rows.length === 0) return;
+      afterId = rows[rows.length - 1]!.id;
+      for (const m of rows) if (m.route === 'S') yield m;
     }
   }
 
@@ -156,29 +154,23 @@ export class SmsOutcomes {
   rewriteMisencoded(): number {
     const { mttx } = this.config.spool;
     let rewritten = 0;
-    let afterId = 0;
-    for (;;) {
-      const rows = this.journal.listByState('spooled', 500, afterId);
-      if (rows.length === 0) return rewritten;
-      afterId = rows[rows.length - 1]!.id;
-      for (const m of rows) {
-        if (m.route !== 'S') continue;
-        for (const file of this.filesOf(m)) {
-          let bytes: Buffer;
-          try {
-            bytes = readFileSync(file);
-          } catch {
-            continue; // taken by app_sms, or acknowledged
-          }
-          if (!appSmsMisreads(bytes)) continue;
-          const decoded = decodeSmsFile(bytes, { requireDa: false });
-          if (!decoded.ok) continue;
-          writeViaDotFile(mttx, path.basename(file), encodeSmsFile(decoded.message, 'smsq'), { fsync: this.config.spool.fsync });
-          rewritten++;
-          this.log.warn({ msgId: m.id, file, route: 'S' }, 'an SMS file with text app_sms would misread (ud= UTF-8, written before the upgrade) was written again as ud#/ud##');
+    for (const m of this.spooledSms()) {
+      for (const file of this.filesOf(m)) {
+        let bytes: Buffer;
+        try {
+          bytes = readFileSync(file);
+        } catch {
+          continue; // taken by app_sms, or acknowledged
         }
+        if (!appSmsMisreads(bytes)) continue;
+        const decoded = decodeSmsFile(bytes, { requireDa: false });
+        if (!decoded.ok) continue;
+        writeViaDotFile(mttx, path.basename(file), encodeSmsFile(decoded.message, 'smsq'), { fsync: this.config.spool.fsync });
+        rewritten++;
+        this.log.warn({ msgId: m.id, file, route: 'S' }, 'an SMS file with text app_sms would misread (ud= UTF-8, written before the upgrade) was written again as ud#/ud##');
       }
     }
+    return rewritten;
   }
 
   /** New lines of app_sms's log. */
