@@ -349,12 +349,11 @@ export function encodeSmsFile(message: SmsFields, form: SmsFileForm): Buffer {
   const text = message.text.slice(0, MAX_TEXT_UNITS);
   if (text.length > 0) {
     const units = Array.from({ length: text.length }, (_, i) => text.charCodeAt(i));
-    const hex = (): void => {
-      if (units.every((v) => v < 0x100)) line(`ud#${units.map((v) => hexOf(v, 2)).join('')}`);
-      else line(`ud##${units.map((v) => hexOf(v, 4)).join('')}`);
-    };
+    // One rule for which hex form: smsq's (text with a control character is never `ud=` there).
+    const shape = smsqTextForm(units);
+    const hex = (): void => line(shape === 'ud#' ? `ud#${units.map((v) => hexOf(v, 2)).join('')}` : `ud##${units.map((v) => hexOf(v, 4)).join('')}`);
     if (form === 'smsq') {
-      if (smsqTextForm(units) === 'ud=') line(`ud=${text}`);
+      if (shape === 'ud=') line(`ud=${text}`);
       else hex();
     } else {
       const control = units.some((v) => v < 0x20);
